@@ -1,0 +1,178 @@
+"""Every model hyper-parameter of PET, in one place.
+
+Names and meanings follow metatrain's ``pet`` architecture wherever the same concept
+exists, so an options file written for ``name: pet`` works after renaming the
+architecture to ``pet_mta``. Lengths are in the model's length unit (Å by default).
+
+A few keys exist only so that such options files are accepted: they describe features
+of metatrain's PET that pet_mta does not implement (``zbl``, ``long_range``,
+``system_conditioning``, adaptive cutoffs). Their default value is accepted; asking for
+the feature raises a clear error instead of being silently ignored.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyper-parameter: its name, default, unit and one-line meaning."""
+
+    name: str
+    default: Any
+    unit: str
+    doc: str
+    choices: Tuple[Any, ...] = ()
+
+
+MODEL_HYPERS: List[Hyper] = [
+    Hyper(
+        "cutoff", 4.5, "length", "radius of the atomic environments (neighbour tokens)"
+    ),
+    Hyper(
+        "cutoff_width",
+        0.5,
+        "length",
+        "width of the smooth switch below `cutoff` that weighs attention and read-outs",
+    ),
+    Hyper(
+        "cutoff_function",
+        "Bump",
+        "",
+        "shape of the switch: `Bump` (C-infinity) or `Cosine`",
+        ("Bump", "Cosine"),
+    ),
+    Hyper("d_pet", 128, "", "width of the edge tokens inside the transformers"),
+    Hyper("d_head", 128, "", "width of the hidden layers of the read-out heads"),
+    Hyper("d_node", 256, "", "width of the per-atom (node) features fed to the heads"),
+    Hyper(
+        "d_feedforward", 256, "", "hidden width of the transformer feed-forward block"
+    ),
+    Hyper("num_heads", 8, "", "attention heads per attention layer (divides `d_pet`)"),
+    Hyper("num_attention_layers", 2, "", "transformer blocks inside every GNN layer"),
+    Hyper(
+        "num_gnn_layers", 2, "", "message-passing layers (edge j->i feeds edge i->j)"
+    ),
+    Hyper(
+        "normalization",
+        "RMSNorm",
+        "",
+        "normalisation inside transformer blocks",
+        ("RMSNorm", "LayerNorm"),
+    ),
+    Hyper(
+        "activation",
+        "SwiGLU",
+        "",
+        "activation of the transformer feed-forward block",
+        ("SiLU", "SwiGLU"),
+    ),
+    Hyper(
+        "attention_temperature",
+        1.0,
+        "",
+        "attention logits are divided by this number",
+    ),
+    Hyper(
+        "transformer_type",
+        "PreLN",
+        "",
+        "normalise before (`PreLN`) or after (`PostLN`) each sub-block",
+        ("PreLN", "PostLN"),
+    ),
+    Hyper(
+        "featurizer_type",
+        "feedforward",
+        "",
+        "`feedforward`: read out after the last GNN layer; `residual`: read out after "
+        "every GNN layer and sum (the original PET)",
+        ("feedforward", "residual"),
+    ),
+    # accepted for compatibility with metatrain's `pet` options files
+    Hyper("zbl", False, "", "not implemented: must be false", (False,)),
+    Hyper(
+        "num_neighbors_adaptive",
+        None,
+        "",
+        "not implemented: must be null (fixed cutoff)",
+        (None,),
+    ),
+    Hyper("adaptive_cutoff_method", "solver", "", "unused (no adaptive cutoff)"),
+    Hyper("cutoff_width_adaptive", 1.0, "length", "unused (no adaptive cutoff)"),
+    Hyper("long_range", None, "", "not implemented: must be disabled"),
+    Hyper(
+        "system_conditioning",
+        False,
+        "",
+        "not implemented: must be false",
+        (False,),
+    ),
+    Hyper("max_charge", 10, "", "unused (no system conditioning)"),
+    Hyper("max_spin_multiplicity", 10, "", "unused (no system conditioning)"),
+]
+
+DEFAULT_MODEL_HYPERS: Dict[str, Any] = {h.name: h.default for h in MODEL_HYPERS}
+
+
+def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
+    """Merge ``overrides`` into the defaults and validate them.
+
+    :raises ValueError: for an unknown name, a value outside the allowed choices, or
+        sizes that cannot work together.
+    """
+    known = {h.name: h for h in MODEL_HYPERS}
+    for name in overrides:
+        if name not in known:
+            raise ValueError(
+                f"unknown PET hyper-parameter '{name}'; known ones are: "
+                + ", ".join(sorted(known))
+            )
+    hypers = dict(DEFAULT_MODEL_HYPERS)
+    hypers.update(overrides)
+
+    for h in MODEL_HYPERS:
+        if h.choices and hypers[h.name] not in h.choices:
+            raise ValueError(
+                f"hyper-parameter '{h.name}' = {hypers[h.name]!r} is not supported; "
+                f"choose one of {list(h.choices)}"
+            )
+    long_range = hypers["long_range"]
+    if isinstance(long_range, dict) and long_range.get("enable", False):
+        raise ValueError("long-range interactions are not implemented in pet_mta")
+
+    if hypers["cutoff"] <= 0:
+        raise ValueError(f"cutoff must be positive, got {hypers['cutoff']}")
+    if not 0 < hypers["cutoff_width"] <= hypers["cutoff"]:
+        raise ValueError(
+            f"cutoff_width must be in (0, cutoff], got {hypers['cutoff_width']}"
+        )
+    if hypers["d_pet"] % hypers["num_heads"] != 0:
+        raise ValueError(
+            f"d_pet ({hypers['d_pet']}) must be divisible by num_heads "
+            f"({hypers['num_heads']})"
+        )
+    for name in (
+        "d_pet",
+        "d_head",
+        "d_node",
+        "d_feedforward",
+        "num_heads",
+        "num_attention_layers",
+        "num_gnn_layers",
+    ):
+        if int(hypers[name]) < 1:
+            raise ValueError(f"{name} must be at least 1, got {hypers[name]}")
+    if hypers["attention_temperature"] <= 0:
+        raise ValueError("attention_temperature must be positive")
+    return hypers
+
+
+def hypers_table() -> str:
+    """The hyper-parameters as a reStructuredText table (used by the docs)."""
+    rows = ["   * - name\n     - default\n     - unit\n     - meaning"]
+    for h in MODEL_HYPERS:
+        rows.append(
+            f"   * - ``{h.name}``\n     - ``{h.default!r}``\n     - {h.unit or '-'}\n"
+            f"     - {h.doc}"
+        )
+    return ".. list-table::\n   :header-rows: 1\n\n" + "\n".join(rows) + "\n"

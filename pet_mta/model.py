@@ -1,0 +1,449 @@
+"""The PET model: edge tokens -> cutoff-weighted transformers -> message passing -> heads.
+
+Point Edge Transformer, Pozdnyakov & Ceriotti, NeurIPS 2023. For every atom, the
+edges to its neighbours form a token sequence that a transformer processes; the output
+token of edge ``j -> i`` becomes the message of edge ``i -> j`` in the next GNN layer.
+Node and edge read-outs give atomic contributions, summed into per-system values.
+"""
+
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from metatensor.torch import Labels, TensorMap
+from metatomic.torch import (
+    AtomisticModel,
+    ModelMetadata,
+    ModelOutput,
+    NeighborListOptions,
+    System,
+)
+
+from .hypers import resolve_hypers
+from .modules.cutoff import SmoothCutoff
+from .modules.graph import build_edge_graph
+from .modules.readout import TargetReadout
+from .modules.tensormaps import make_tensormap
+from .modules.tokens import EdgeTokenizer
+from .modules.transformer import TransformerBlock
+from .targets import Target, make_targets
+
+
+def last_layer_features_name(target: str) -> str:
+    """Name of the last-layer-features output of ``target`` (metatrain convention)."""
+    base = target[5:] if target.startswith("mtt::") else target
+    return "mtt::aux::" + base + "_last_layer_features"
+
+
+class GNNLayer(torch.nn.Module):
+    """One message-passing layer: tokenise edges, run transformer blocks."""
+
+    def __init__(self, hypers: Dict[str, Any], n_species: int):
+        super().__init__()
+        d_pet = int(hypers["d_pet"])
+        self.central_embedding = torch.nn.Embedding(n_species, d_pet)
+        self.tokenizer = EdgeTokenizer(d_pet, float(hypers["cutoff"]))
+        self.blocks = torch.nn.ModuleList(
+            [
+                TransformerBlock(
+                    width=d_pet,
+                    num_heads=int(hypers["num_heads"]),
+                    feedforward=int(hypers["d_feedforward"]),
+                    normalization=hypers["normalization"],
+                    activation=hypers["activation"],
+                    temperature=float(hypers["attention_temperature"]),
+                    pre_norm=hypers["transformer_type"] == "PreLN",
+                )
+                for _ in range(int(hypers["num_attention_layers"]))
+            ]
+        )
+
+    def forward(
+        self,
+        central: torch.Tensor,
+        species: torch.Tensor,
+        vectors: torch.Tensor,
+        distances: torch.Tensor,
+        messages: torch.Tensor,
+        dense_index: torch.Tensor,
+        key_weights: torch.Tensor,
+        max_tokens: int,
+    ) -> torch.Tensor:
+        """:return: packed output tokens ``[N + E, d_pet]`` (centres first)."""
+        n_atoms = species.shape[0]
+        tokens = torch.cat(
+            [
+                central + self.central_embedding(species),
+                self.tokenizer(vectors, distances, messages),
+            ]
+        )
+        for block in self.blocks:
+            tokens = block(tokens, dense_index, key_weights, n_atoms, max_tokens)
+        return tokens
+
+
+class PET(torch.nn.Module):
+    """Point Edge Transformer as a ``metatomic.torch.ModelInterface``.
+
+    :param atomic_types: atomic numbers the model handles
+    :param targets: what to predict (default: ``energy`` in eV); see
+        :func:`pet_mta.targets.make_targets`
+    :param length_unit: unit of positions and of every length hyper-parameter
+    :param hypers: model hyper-parameters, see :mod:`pet_mta.hypers`
+
+    >>> from pet_mta import PET
+    >>> model = PET(atomic_types=[1, 6, 8], cutoff=4.5, d_pet=128)
+    """
+
+    __pet_min_distance__ = 1e-4
+
+    def __init__(
+        self,
+        atomic_types: List[int],
+        targets: Union[None, List[Any], Dict[str, Any]] = None,
+        length_unit: str = "angstrom",
+        **hypers: Any,
+    ):
+        super().__init__()
+        if len(atomic_types) == 0:
+            raise ValueError("atomic_types must list at least one atomic number")
+        types = sorted({int(t) for t in atomic_types})
+        if types[0] < 0:
+            raise ValueError(f"atomic types must be non-negative, got {types}")
+        self.hypers = resolve_hypers(**hypers)
+        self.target_list: List[Target] = make_targets(targets)
+        self.atomic_types: List[int] = types
+        self.length_unit = length_unit
+
+        self.cutoff = float(self.hypers["cutoff"])
+        self.min_distance = self.__pet_min_distance__
+        self.residual_readout = self.hypers["featurizer_type"] == "residual"
+        n_species = len(types)
+        n_layers = int(self.hypers["num_gnn_layers"])
+        d_pet = int(self.hypers["d_pet"])
+        d_node = int(self.hypers["d_node"])
+        d_head = int(self.hypers["d_head"])
+
+        type_to_index = torch.full((max(types) + 1,), -1, dtype=torch.long)
+        for i, t in enumerate(types):
+            type_to_index[t] = i
+        self.register_buffer("type_to_index", type_to_index)
+
+        self.cutoff_function = SmoothCutoff(
+            self.cutoff,
+            float(self.hypers["cutoff_width"]),
+            self.hypers["cutoff_function"],
+        )
+        self.neighbor_embedding = torch.nn.Embedding(n_species, d_pet)
+        self.gnn_layers = torch.nn.ModuleList(
+            [GNNLayer(self.hypers, n_species) for _ in range(n_layers)]
+        )
+        n_readout = n_layers if self.residual_readout else 1
+        self.node_features = torch.nn.ModuleList(
+            [
+                torch.nn.Sequential(torch.nn.Linear(d_pet, d_node), torch.nn.SiLU())
+                for _ in range(n_readout)
+            ]
+        )
+        self.readouts = torch.nn.ModuleDict(
+            {
+                t.name: TargetReadout(
+                    n_layers=n_readout,
+                    d_node=d_node,
+                    d_pet=d_pet,
+                    d_head=d_head,
+                    n_species=n_species,
+                    n_values=t.n_properties * t.n_components,
+                    has_baseline=t.kind == "scalar",
+                )
+                for t in self.target_list
+            }
+        )
+        self.target_components: Dict[str, int] = {
+            t.name: t.n_components for t in self.target_list
+        }
+        self.target_properties: Dict[str, int] = {
+            t.name: t.n_properties for t in self.target_list
+        }
+        self.last_layer_names: Dict[str, str] = {
+            last_layer_features_name(t.name): t.name for t in self.target_list
+        }
+        self.last_layer_of_target: Dict[str, str] = {
+            t.name: last_layer_features_name(t.name) for t in self.target_list
+        }
+        self.features_size = d_node + d_pet
+        self.last_layer_size = 2 * d_head * n_readout
+        self.neighbor_options = NeighborListOptions(
+            cutoff=self.cutoff, full_list=True, strict=True, requestor="pet_mta"
+        )
+
+    # ------------------------------------------------------------------ metatomic API
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        """One full, strict neighbour list at the model cutoff."""
+        return [self.neighbor_options]
+
+    def forward(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> Dict[str, TensorMap]:
+        """Predict ``outputs`` for ``systems``; see ``metatomic.torch.ModelInterface``.
+
+        A system with zero atoms is valid: its per-system outputs are zero and it has
+        no per-atom samples.
+        """
+        for name in outputs.keys():
+            if not self._has_output(name):
+                raise ValueError(
+                    "this model cannot compute the output '"
+                    + name
+                    + "'; available outputs are: "
+                    + ", ".join(self._output_names())
+                )
+            if len(outputs[name].explicit_gradients) > 0:
+                raise ValueError(
+                    "explicit gradients are not supported for '"
+                    + name
+                    + "': request forces/stress through autograd (the engine does this)"
+                )
+        dtype = self.neighbor_embedding.weight.dtype
+        for s, system in enumerate(systems):
+            if system.positions.dtype != dtype:
+                raise ValueError(
+                    "system "
+                    + str(s)
+                    + " has dtype "
+                    + str(system.positions.dtype)
+                    + " but the model uses "
+                    + str(dtype)
+                )
+
+        graph = build_edge_graph(
+            systems,
+            self.neighbor_options,
+            self.type_to_index,
+            self.cutoff,
+            self.min_distance,
+        )
+        n_atoms = graph.species.shape[0]
+        edge_weights = self.cutoff_function(graph.distances)
+
+        # attention weight of every slot of every sequence: 1 centre, f_c edges, 0 pad
+        key_weights = torch.zeros(
+            n_atoms * graph.max_tokens, dtype=dtype, device=graph.vectors.device
+        )
+        key_weights = key_weights.index_put(
+            (graph.dense_index,),
+            torch.cat(
+                [
+                    torch.ones(n_atoms, dtype=dtype, device=key_weights.device),
+                    edge_weights,
+                ]
+            ),
+        ).reshape(n_atoms, graph.max_tokens)
+
+        messages = self.neighbor_embedding(graph.species[graph.neighbors])
+        central = torch.zeros(
+            n_atoms, messages.shape[1], dtype=dtype, device=messages.device
+        )
+        has_reverse = (graph.reverse >= 0)[:, None]
+        reverse = graph.reverse.clamp(min=0)
+        node_features: List[torch.Tensor] = []
+        edge_features: List[torch.Tensor] = []
+        n_layers = len(self.gnn_layers)
+        for k, layer in enumerate(self.gnn_layers):
+            tokens = layer(
+                central,
+                graph.species,
+                graph.vectors,
+                graph.distances,
+                messages,
+                graph.dense_index,
+                key_weights,
+                graph.max_tokens,
+            )
+            central = tokens[:n_atoms]
+            edge_out = tokens[n_atoms:]
+            if self.residual_readout or k == n_layers - 1:
+                node_features.append(central)
+                edge_features.append(edge_out)
+            if k < n_layers - 1:
+                # message passing: the output of edge j -> i feeds edge i -> j
+                incoming = edge_out.index_select(0, reverse)
+                messages = torch.where(
+                    has_reverse, 0.5 * (messages + incoming), messages
+                )
+
+        for i, node_mlp in enumerate(self.node_features):
+            node_features[i] = node_mlp(node_features[i])
+
+        # which atoms are reported
+        n_systems = len(systems)
+        system_sizes = torch.zeros(n_systems, dtype=torch.long, device=messages.device)
+        for s, system in enumerate(systems):
+            system_sizes[s] = len(system)
+        first_atom = torch.cumsum(system_sizes, 0) - system_sizes
+        if selected_atoms is None:
+            chosen = torch.arange(n_atoms, device=messages.device)
+            chosen_system = graph.system_index
+            chosen_atom = chosen - first_atom[chosen_system]
+        else:
+            sel = selected_atoms.values.to(messages.device).to(torch.long)
+            chosen_system = sel[:, 0]
+            chosen_atom = sel[:, 1]
+            chosen = first_atom[chosen_system] + chosen_atom
+
+        results: Dict[str, TensorMap] = {}
+        for name, readout in self.readouts.items():
+            ll_name = self.last_layer_of_target[name]
+            want_values = name in outputs
+            want_ll = ll_name in outputs
+            if want_values or want_ll:
+                values, last_layer = readout(
+                    node_features,
+                    edge_features,
+                    edge_weights,
+                    graph.centers,
+                    graph.species,
+                    want_ll,
+                )
+                if want_values:
+                    if name == "energy":
+                        properties = Labels(
+                            ["energy"], torch.zeros((1, 1), dtype=torch.int32)
+                        )
+                    else:
+                        properties = Labels(
+                            ["properties"],
+                            torch.arange(
+                                self.target_properties[name], dtype=torch.int32
+                            ).reshape(-1, 1),
+                        )
+                    results[name] = make_tensormap(
+                        values.index_select(0, chosen),
+                        chosen_system,
+                        chosen_atom,
+                        n_systems,
+                        outputs[name].sample_kind == "atom",
+                        self.target_components[name],
+                        properties,
+                    )
+                if want_ll:
+                    results[ll_name] = make_tensormap(
+                        last_layer.index_select(0, chosen),
+                        chosen_system,
+                        chosen_atom,
+                        n_systems,
+                        outputs[ll_name].sample_kind == "atom",
+                        1,
+                        Labels(
+                            ["feature"],
+                            torch.arange(
+                                last_layer.shape[1], dtype=torch.int32
+                            ).reshape(-1, 1),
+                        ),
+                    )
+
+        if "features" in outputs:
+            summed_edges = torch.zeros_like(central).index_add(
+                0, graph.centers, edge_features[-1] * edge_weights[:, None]
+            )
+            features = torch.cat([node_features[-1], summed_edges], dim=1)
+            results["features"] = make_tensormap(
+                features.index_select(0, chosen),
+                chosen_system,
+                chosen_atom,
+                n_systems,
+                outputs["features"].sample_kind == "atom",
+                1,
+                Labels(
+                    ["feature"],
+                    torch.arange(features.shape[1], dtype=torch.int32).reshape(-1, 1),
+                ),
+            )
+        return results
+
+    def _has_output(self, name: str) -> bool:
+        return (
+            name in self.target_components
+            or name in self.last_layer_names
+            or name == "features"
+        )
+
+    def _output_names(self) -> List[str]:
+        names: List[str] = []
+        for name in self.target_components.keys():
+            names.append(name)
+        for name in self.last_layer_names.keys():
+            names.append(name)
+        names.append("features")
+        return names
+
+    # ------------------------------------------------------------------ python only
+    @torch.jit.unused
+    def output_capabilities(self) -> Dict[str, ModelOutput]:
+        """Every output of this model, as exported in its capabilities."""
+        result: Dict[str, ModelOutput] = {}
+        for t in self.target_list:
+            result[t.name] = ModelOutput(
+                quantity=t.quantity,
+                unit=t.unit,
+                sample_kind="system",
+                description=t.description,
+            )
+            result[last_layer_features_name(t.name)] = ModelOutput(
+                sample_kind="system",
+                description=f"last-layer features of the '{t.name}' head",
+            )
+        result["features"] = ModelOutput(
+            sample_kind="system", description="PET atomic features (node + edges)"
+        )
+        return result
+
+    @torch.jit.unused
+    def set_baseline(self, target: str, values: Dict[int, float]) -> None:
+        """Set the per-species additive baseline of a scalar ``target``.
+
+        :param values: ``{atomic number: value}`` in the target's unit; missing
+            species keep their current value
+        """
+        readout = self._scalar_readout(target)
+        for z, value in values.items():
+            if int(z) not in self.atomic_types:
+                raise ValueError(
+                    f"atomic type {z} is not one of the model's types {self.atomic_types}"
+                )
+            index = self.atomic_types.index(int(z))
+            readout.baseline[index] = float(value)
+
+    @torch.jit.unused
+    def set_scale(self, target: str, scale: float) -> None:
+        """Set the multiplicative scale of the atomic contributions of ``target``."""
+        if target not in self.readouts:
+            raise ValueError(f"unknown target '{target}'")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.readouts[target].scale.fill_(float(scale))
+
+    @torch.jit.unused
+    def get_baseline(self, target: str) -> Dict[int, float]:
+        """The per-species baseline of a scalar ``target``."""
+        readout = self._scalar_readout(target)
+        return {
+            z: float(readout.baseline[i, 0]) for i, z in enumerate(self.atomic_types)
+        }
+
+    def _scalar_readout(self, target: str) -> TargetReadout:
+        if target not in self.readouts:
+            raise ValueError(f"unknown target '{target}'")
+        readout = self.readouts[target]
+        if not readout.has_baseline:
+            raise ValueError(f"target '{target}' is not a scalar: it has no baseline")
+        return readout
+
+    @torch.jit.unused
+    def export(self, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
+        """Wrap a copy of this model into an ``AtomisticModel`` (current dtype)."""
+        from .export import export
+
+        return export(self, metadata=metadata)

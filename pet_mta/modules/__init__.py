@@ -1,0 +1,1 @@
+"""Building blocks of the PET model, one small module each."""

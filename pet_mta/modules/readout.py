@@ -1,0 +1,85 @@
+"""Per-target read-out: node and edge heads summed into atomic contributions."""
+
+from typing import List, Tuple
+
+import torch
+
+from .heads import Head
+
+
+class TargetReadout(torch.nn.Module):
+    """Atomic contributions of one target from the features of every read-out layer.
+
+    ``y_i = scale * sum_layers [node_head(h_i) + sum_j f_c(r_ij) edge_head(t_ij)]
+    + baseline[species_i]``. The edge heads have no bias, so ``y_i`` is linear in the
+    last-layer features ``[node hidden, sum_j f_c edge hidden]`` of every layer.
+
+    :param n_layers: number of read-out layers (1, or ``num_gnn_layers``)
+    :param n_species: number of atomic species (rows of the baseline)
+    :param n_values: values per atom (``n_properties * n_components``)
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        d_node: int,
+        d_pet: int,
+        d_head: int,
+        n_species: int,
+        n_values: int,
+        has_baseline: bool,
+    ):
+        super().__init__()
+        self.node_heads = torch.nn.ModuleList(
+            [Head(d_node, d_head, n_values) for _ in range(n_layers)]
+        )
+        self.edge_heads = torch.nn.ModuleList(
+            [Head(d_pet, d_head, n_values, bias=False) for _ in range(n_layers)]
+        )
+        self.has_baseline = has_baseline
+        self.register_buffer("baseline", torch.zeros(n_species, n_values))
+        self.register_buffer("scale", torch.ones(n_values))
+        self.n_values = n_values
+
+    def forward(
+        self,
+        node_features: List[torch.Tensor],
+        edge_features: List[torch.Tensor],
+        edge_weights: torch.Tensor,
+        centers: torch.Tensor,
+        species: torch.Tensor,
+        with_last_layer: bool,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        :param node_features: per layer ``[N, d_node]``
+        :param edge_features: per layer ``[E, d_pet]``
+        :param edge_weights: ``[E]`` cutoff weights
+        :param centers: ``[E]`` centre atom of every edge
+        :param species: ``[N]`` species index of every atom
+        :return: atomic values ``[N, n_values]`` and, if requested, last-layer
+            features ``[N, 2 * d_head * n_layers]`` (else an empty tensor)
+        """
+        n_atoms = species.shape[0]
+        values = torch.zeros(
+            n_atoms,
+            self.n_values,
+            dtype=edge_weights.dtype,
+            device=edge_weights.device,
+        )
+        hidden: List[torch.Tensor] = []
+        for i, (node_head, edge_head) in enumerate(
+            zip(self.node_heads, self.edge_heads)
+        ):
+            node_hidden = node_head.hidden(node_features[i])
+            edge_hidden = edge_head.hidden(edge_features[i]) * edge_weights[:, None]
+            summed = torch.zeros_like(node_hidden).index_add(0, centers, edge_hidden)
+            values = values + node_head.last(node_hidden) + edge_head.last(summed)
+            if with_last_layer:
+                hidden.append(node_hidden)
+                hidden.append(summed)
+        values = values * self.scale
+        if self.has_baseline:
+            values = values + self.baseline[species]
+        if with_last_layer:
+            return values, torch.cat(hidden, dim=1)
+        return values, torch.zeros(0, device=values.device, dtype=values.dtype)

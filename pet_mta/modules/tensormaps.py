@@ -1,0 +1,59 @@
+"""Per-atom tensors -> metatensor ``TensorMap`` outputs (per atom or per system)."""
+
+from typing import List
+
+import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
+
+
+def atom_samples(system_index: torch.Tensor, atom_index: torch.Tensor) -> Labels:
+    """``["system", "atom"]`` sample labels."""
+    return Labels(
+        ["system", "atom"],
+        torch.stack([system_index, atom_index], dim=1).to(torch.int32),
+    )
+
+
+def make_tensormap(
+    values: torch.Tensor,
+    system_index: torch.Tensor,
+    atom_index: torch.Tensor,
+    n_systems: int,
+    per_atom: bool,
+    n_components: int,
+    properties: Labels,
+) -> TensorMap:
+    """Build a single-block ``TensorMap`` from atomic ``values``.
+
+    :param values: ``[n_selected, n_components * n_properties]`` atomic values
+    :param system_index: ``[n_selected]`` system of every selected atom
+    :param atom_index: ``[n_selected]`` index of every selected atom in its system
+    :param per_atom: keep atoms as samples, or sum them into ``n_systems`` samples
+    :param n_components: 1 for scalars, 3 for Cartesian vectors (component ``xyz``)
+    """
+    device = values.device
+    if per_atom:
+        samples = atom_samples(system_index, atom_index)
+    else:
+        summed = torch.zeros(
+            (n_systems, values.shape[1]), dtype=values.dtype, device=device
+        )
+        values = summed.index_add(0, system_index, values)
+        samples = Labels(
+            ["system"],
+            torch.arange(n_systems, dtype=torch.int32, device=device).reshape(-1, 1),
+        )
+    components: List[Labels] = []
+    if n_components == 3:
+        values = values.reshape(values.shape[0], 3, -1)
+        components.append(
+            Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
+        )
+    block = TensorBlock(
+        values=values,
+        samples=samples,
+        components=components,
+        properties=properties.to(device),
+    )
+    keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=device))
+    return TensorMap(keys, [block])

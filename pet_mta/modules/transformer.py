@@ -1,0 +1,139 @@
+"""Transformer over each atom's token sequence, with cutoff-weighted attention.
+
+Tokens are packed ``[N + E, d]`` (central tokens first, then edges); dense layers run
+on the packed tensor so no work is spent on padding. Only the attention scores use a
+padded ``[N, heads, T, T]`` layout.
+"""
+
+import torch
+
+
+def make_norm(kind: str, width: int) -> torch.nn.Module:
+    """``RMSNorm`` or ``LayerNorm`` over the last dimension."""
+    if kind == "RMSNorm":
+        return torch.nn.RMSNorm(width)
+    if kind == "LayerNorm":
+        return torch.nn.LayerNorm(width)
+    raise ValueError(f"unknown normalization '{kind}'")
+
+
+class FeedForward(torch.nn.Module):
+    """``d -> d_feedforward -> d`` with SiLU or SwiGLU activation."""
+
+    def __init__(self, width: int, hidden: int, activation: str):
+        super().__init__()
+        if activation not in ("SiLU", "SwiGLU"):
+            raise ValueError(f"unknown activation '{activation}'")
+        self.gated = activation == "SwiGLU"
+        self.hidden = hidden
+        self.expand = torch.nn.Linear(width, 2 * hidden if self.gated else hidden)
+        self.contract = torch.nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.expand(x)
+        if self.gated:
+            gate, value = h.split(self.hidden, dim=-1)
+            h = torch.nn.functional.silu(gate) * value
+        else:
+            h = torch.nn.functional.silu(h)
+        return self.contract(h)
+
+
+class CutoffAttention(torch.nn.Module):
+    """Multi-head self-attention inside every atom's sequence.
+
+    The softmax weight of key token ``k`` is multiplied by its cutoff weight
+    ``w_k`` (1 for the central token, ``f_c(r_ik)`` for edges, 0 for padding) and
+    renormalised: ``alpha_qk = exp(l_qk) w_k / sum_k' exp(l_qk') w_k'``. A neighbour at
+    the cutoff therefore contributes exactly nothing, and the central token keeps the
+    denominator away from zero.
+    """
+
+    def __init__(self, width: int, num_heads: int, temperature: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = width // num_heads
+        self.scale = 1.0 / (temperature * self.head_dim**0.5)
+        self.qkv = torch.nn.Linear(width, 3 * width)
+        self.out = torch.nn.Linear(width, width)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        dense_index: torch.Tensor,
+        key_weights: torch.Tensor,
+        n_atoms: int,
+        max_tokens: int,
+    ) -> torch.Tensor:
+        """
+        :param tokens: packed tokens ``[N + E, d]``
+        :param dense_index: ``[N + E]`` position of each token in the ``N x T`` grid
+        :param key_weights: ``[N, T]`` cutoff weight of every slot (0 for padding)
+        :return: updated packed tokens ``[N + E, d]``
+        """
+        width = tokens.shape[1]
+        qkv = self.qkv(tokens)
+        grid = torch.zeros(
+            n_atoms * max_tokens, 3 * width, dtype=tokens.dtype, device=tokens.device
+        )
+        grid = grid.index_copy(0, dense_index, qkv)
+        grid = grid.view(n_atoms, max_tokens, 3, self.num_heads, self.head_dim)
+        query = grid[:, :, 0].transpose(1, 2)  # [N, H, T, dh]
+        key = grid[:, :, 1].transpose(1, 2)
+        value = grid[:, :, 2].transpose(1, 2)
+
+        logits = torch.matmul(query, key.transpose(-1, -2)) * self.scale
+        weights = key_weights[:, None, None, :]  # [N, 1, 1, T]
+        # stabilise with the largest logit among real tokens only
+        masked = logits.masked_fill(weights == 0.0, -torch.inf)
+        shift = masked.amax(dim=-1, keepdim=True).detach()
+        scores = torch.exp(masked - shift) * weights
+        alpha = scores / scores.sum(dim=-1, keepdim=True)
+
+        mixed = torch.matmul(alpha, value)  # [N, H, T, dh]
+        mixed = mixed.transpose(1, 2).reshape(n_atoms * max_tokens, width)
+        return self.out(mixed.index_select(0, dense_index))
+
+
+class TransformerBlock(torch.nn.Module):
+    """Attention then feed-forward, each with a residual and a normalisation."""
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        feedforward: int,
+        normalization: str,
+        activation: str,
+        temperature: float,
+        pre_norm: bool,
+    ):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attention = CutoffAttention(width, num_heads, temperature)
+        self.feedforward = FeedForward(width, feedforward, activation)
+        self.norm_attention = make_norm(normalization, width)
+        self.norm_feedforward = make_norm(normalization, width)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        dense_index: torch.Tensor,
+        key_weights: torch.Tensor,
+        n_atoms: int,
+        max_tokens: int,
+    ) -> torch.Tensor:
+        if self.pre_norm:
+            tokens = tokens + self.attention(
+                self.norm_attention(tokens),
+                dense_index,
+                key_weights,
+                n_atoms,
+                max_tokens,
+            )
+            return tokens + self.feedforward(self.norm_feedforward(tokens))
+        tokens = self.norm_attention(
+            tokens
+            + self.attention(tokens, dense_index, key_weights, n_atoms, max_tokens)
+        )
+        return self.norm_feedforward(tokens + self.feedforward(tokens))

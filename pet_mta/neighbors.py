@@ -1,0 +1,54 @@
+"""Systems and neighbour lists for our own evaluations, computed with vesin."""
+
+from typing import List, Optional, Sequence
+
+import ase
+import torch
+from metatomic.torch import System, systems_to_torch
+from vesin.metatomic import NeighborList
+
+
+def systems_from_ase(
+    frames: Sequence[ase.Atoms],
+    model: torch.nn.Module,
+    dtype: Optional[torch.dtype] = None,
+    device: str = "cpu",
+    positions_requires_grad: bool = False,
+    cell_requires_grad: bool = False,
+    length_unit: str = "angstrom",
+) -> List[System]:
+    """Convert ASE structures to metatomic systems with ``model``'s neighbour lists.
+
+    Neighbour lists come from vesin: correct for triclinic cells, mixed periodicity
+    and cells smaller than the cutoff (periodic images are enumerated).
+
+    :param frames: structures (positions in ``length_unit``)
+    :param model: a :class:`pet_mta.PET` or any module with
+        ``requested_neighbor_lists()``
+    :param dtype: dtype of positions and cell (default: the model's)
+    """
+    if dtype is None:
+        dtype = next(model.parameters()).dtype
+    systems = systems_to_torch(
+        list(frames),
+        dtype=dtype,
+        device=device,
+        positions_requires_grad=positions_requires_grad,
+        cell_requires_grad=cell_requires_grad,
+    )
+    return add_neighbor_lists(systems, model, length_unit)
+
+
+def add_neighbor_lists(
+    systems: List[System], model: torch.nn.Module, length_unit: str = "angstrom"
+) -> List[System]:
+    """Compute and store every neighbour list ``model`` requests, with vesin."""
+    requests = []
+    for module in model.modules():
+        if hasattr(module, "requested_neighbor_lists"):
+            requests.extend(module.requested_neighbor_lists())
+    for options in requests:
+        calculator = NeighborList(options, length_unit=length_unit)
+        for system in systems:
+            system.add_neighbor_list(options, calculator.compute(system))
+    return systems

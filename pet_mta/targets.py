@@ -1,0 +1,77 @@
+"""What a PET model predicts: energy and any extra scalar or Cartesian-vector target."""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Union
+
+KINDS = ("scalar", "cartesian")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output of the model.
+
+    Every target is predicted as a sum of per-atom contributions; the per-system
+    value is the sum over atoms.
+
+    :param name: output name (``"energy"``, ``"dipole"``, ``"mtt::charge"``, ...)
+    :param kind: ``"scalar"`` (``n_properties`` numbers) or ``"cartesian"`` (a 3-vector
+        per property, components ``x, y, z``)
+    :param unit: unit of the values (e.g. ``"eV"``, ``"e*angstrom"``), ``""`` for none
+    :param quantity: physical quantity for unit conversion (``"energy"``, ...)
+    :param n_properties: number of properties
+    :param description: one line shown in the exported model's capabilities
+    """
+
+    name: str
+    kind: str = "scalar"
+    unit: str = ""
+    quantity: str = ""
+    n_properties: int = 1
+    description: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"target '{self.name}': kind must be one of {KINDS}, got '{self.kind}'"
+            )
+        if self.n_properties < 1:
+            raise ValueError(f"target '{self.name}': n_properties must be >= 1")
+        if self.name == "energy" and (self.kind != "scalar" or self.n_properties != 1):
+            raise ValueError("the 'energy' target must be a single scalar")
+        if self.name in ("features",) or self.name.startswith("mtt::aux::"):
+            raise ValueError(f"'{self.name}' is reserved for the model's own outputs")
+
+    @property
+    def n_components(self) -> int:
+        return 3 if self.kind == "cartesian" else 1
+
+
+ENERGY = Target(
+    name="energy", kind="scalar", unit="eV", quantity="energy", description="energy"
+)
+
+TargetSpec = Union[Target, Mapping[str, Any]]
+
+
+def make_targets(
+    targets: Union[None, List[TargetSpec], Dict[str, Any]],
+) -> List[Target]:
+    """Normalise the ``targets`` argument of :class:`pet_mta.PET`.
+
+    Accepts ``None`` (energy only), a list of :class:`Target` or dicts, or a dict
+    ``{name: {kind, unit, ...}}``.
+    """
+    if targets is None:
+        return [ENERGY]
+    if isinstance(targets, Mapping):
+        targets = [
+            spec if isinstance(spec, Target) else Target(name=name, **dict(spec))
+            for name, spec in targets.items()
+        ]
+    result = [t if isinstance(t, Target) else Target(**dict(t)) for t in targets]
+    names = [t.name for t in result]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicated target names in {names}")
+    if len(result) == 0:
+        raise ValueError("a PET model needs at least one target")
+    return result
