@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pet-mta`` command line."""
