@@ -88,6 +88,14 @@ MODEL_HYPERS: List[Hyper] = [
         "every GNN layer and sum (the original PET)",
         ("feedforward", "residual"),
     ),
+    Hyper(
+        "edge_embedding",
+        "cartesian",
+        "",
+        "`cartesian`: tokens see (x, y, z, |r|) of every edge (PET); `distance`: only "
+        "|r| (exactly rotation-invariant, e.g. the ECSE fallback model)",
+        ("cartesian", "distance"),
+    ),
     # accepted for compatibility with metatrain's `pet` options files
     Hyper("zbl", False, "", "not implemented: must be false", (False,)),
     Hyper(

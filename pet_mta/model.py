@@ -41,7 +41,11 @@ class GNNLayer(torch.nn.Module):
         super().__init__()
         d_pet = int(hypers["d_pet"])
         self.central_embedding = torch.nn.Embedding(n_species, d_pet)
-        self.tokenizer = EdgeTokenizer(d_pet, float(hypers["cutoff"]))
+        self.tokenizer = EdgeTokenizer(
+            d_pet,
+            float(hypers["cutoff"]),
+            distance_only=hypers["edge_embedding"] == "distance",
+        )
         self.blocks = torch.nn.ModuleList(
             [
                 TransformerBlock(
