@@ -55,7 +55,7 @@ def export(model, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
     """
     check_unit(model.length_unit, "length")
     outputs = model.output_capabilities()
-    for name, output in outputs.items():
+    for output in outputs.values():
         check_unit(output.unit, output.quantity)
 
     dtype = next(model.parameters()).dtype

@@ -1,4 +1,4 @@
-"""The PET model: edge tokens -> cutoff-weighted transformers -> message passing -> heads.
+"""The PET model: edge tokens -> cutoff-weighted transformers -> messages -> heads.
 
 Point Edge Transformer, Pozdnyakov & Ceriotti, NeurIPS 2023. For every atom, the
 edges to its neighbours form a token sequence that a transformer processes; the output
@@ -415,7 +415,7 @@ class PET(torch.nn.Module):
         for z, value in values.items():
             if int(z) not in self.atomic_types:
                 raise ValueError(
-                    f"atomic type {z} is not one of the model's types {self.atomic_types}"
+                    f"atomic type {z} is not one of the types {self.atomic_types}"
                 )
             index = self.atomic_types.index(int(z))
             readout.baseline[index] = float(value)
