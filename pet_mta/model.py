@@ -295,6 +295,19 @@ class PET(torch.nn.Module):
             sel = selected_atoms.values.to(messages.device).to(torch.long)
             chosen_system = sel[:, 0]
             chosen_atom = sel[:, 1]
+            if sel.shape[0] > 0:
+                out_of_range = (chosen_system < 0) | (chosen_system >= n_systems)
+                if not bool(torch.any(out_of_range)):
+                    out_of_range = (chosen_atom < 0) | (
+                        chosen_atom >= system_sizes[chosen_system]
+                    )
+                if bool(torch.any(out_of_range)):
+                    bad: List[int] = sel[torch.nonzero(out_of_range)[0, 0]].tolist()
+                    raise ValueError(
+                        "selected atom "
+                        + str(bad)
+                        + " (system, atom) does not exist in the systems"
+                    )
             chosen = first_atom[chosen_system] + chosen_atom
 
         results: Dict[str, TensorMap] = {}
@@ -348,17 +361,17 @@ class PET(torch.nn.Module):
                         ),
                     )
 
-        if "features" in outputs:
+        if "feature" in outputs:
             summed_edges = torch.zeros_like(central).index_add(
                 0, graph.centers, edge_features[-1] * edge_weights[:, None]
             )
             features = torch.cat([node_features[-1], summed_edges], dim=1)
-            results["features"] = make_tensormap(
+            results["feature"] = make_tensormap(
                 features.index_select(0, chosen),
                 chosen_system,
                 chosen_atom,
                 n_systems,
-                outputs["features"].sample_kind == "atom",
+                outputs["feature"].sample_kind == "atom",
                 1,
                 Labels(
                     ["feature"],
@@ -371,7 +384,7 @@ class PET(torch.nn.Module):
         return (
             name in self.target_components
             or name in self.last_layer_names
-            or name == "features"
+            or name == "feature"
         )
 
     def _output_names(self) -> List[str]:
@@ -380,7 +393,7 @@ class PET(torch.nn.Module):
             names.append(name)
         for name in self.last_layer_names.keys():
             names.append(name)
-        names.append("features")
+        names.append("feature")
         return names
 
     # ------------------------------------------------------------------ python only
@@ -399,7 +412,7 @@ class PET(torch.nn.Module):
                 sample_kind="system",
                 description=f"last-layer features of the '{t.name}' head",
             )
-        result["features"] = ModelOutput(
+        result["feature"] = ModelOutput(
             sample_kind="system", description="PET atomic features (node + edges)"
         )
         return result

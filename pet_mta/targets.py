@@ -38,7 +38,7 @@ class Target:
             raise ValueError(f"target '{self.name}': n_properties must be >= 1")
         if self.name == "energy" and (self.kind != "scalar" or self.n_properties != 1):
             raise ValueError("the 'energy' target must be a single scalar")
-        if self.name in ("features",) or self.name.startswith("mtt::aux::"):
+        if self.name in ("feature", "features") or self.name.startswith("mtt::aux::"):
             raise ValueError(f"'{self.name}' is reserved for the model's own outputs")
 
     @property
