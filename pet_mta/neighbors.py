@@ -4,8 +4,17 @@ from typing import List, Optional, Sequence
 
 import ase
 import torch
+from metatensor.torch import Labels, TensorBlock
 from metatomic.torch import System, systems_to_torch
 from vesin.metatomic import NeighborList
+
+NEIGHBOR_SAMPLES = [
+    "first_atom",
+    "second_atom",
+    "cell_shift_a",
+    "cell_shift_b",
+    "cell_shift_c",
+]
 
 
 def systems_from_ase(
@@ -50,5 +59,24 @@ def add_neighbor_lists(
     for options in requests:
         calculator = NeighborList(options, length_unit=length_unit)
         for system in systems:
-            system.add_neighbor_list(options, calculator.compute(system))
+            if len(system) == 0:
+                # vesin needs at least one point; an empty system has no pairs
+                neighbors = empty_neighbor_list(system)
+            else:
+                neighbors = calculator.compute(system)
+            system.add_neighbor_list(options, neighbors)
     return systems
+
+
+def empty_neighbor_list(system: System) -> TensorBlock:
+    """A neighbour list with no pair, in metatomic's layout."""
+    device = system.positions.device
+    samples = Labels(
+        NEIGHBOR_SAMPLES, torch.zeros((0, 5), dtype=torch.int32, device=device)
+    )
+    xyz = Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
+    distance = Labels(
+        ["distance"], torch.zeros((1, 1), dtype=torch.int32, device=device)
+    )
+    values = torch.zeros((0, 3, 1), dtype=system.positions.dtype, device=device)
+    return TensorBlock(values, samples, [xyz], distance)

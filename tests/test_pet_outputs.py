@@ -4,7 +4,7 @@ import ase
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_pet, triclinic_alloy
+from conftest import triclinic_alloy
 from metatensor.torch import Labels
 from metatomic.torch import ModelOutput
 
@@ -114,7 +114,9 @@ def test_dipole_target_and_features():
     assert last.shape == (1, 2 * 8 * 1)
     # the energy is an affine function of the last-layer features
     readout = model.readouts["energy"]
-    w = torch.cat([readout.node_heads[0].last.weight, readout.edge_heads[0].last.weight], 1)
+    w = torch.cat(
+        [readout.node_heads[0].last.weight, readout.edge_heads[0].last.weight], 1
+    )
     n_atoms = len(atoms)
     energy = last @ w.T + n_atoms * readout.node_heads[0].last.bias
     torch.testing.assert_close(energy, result["energy"].block().values)
