@@ -30,10 +30,11 @@ def tiny_pet(atomic_types=(1, 6, 8, 13, 29), dtype=torch.float64, seed=0, **hype
 
 
 def triclinic_alloy(seed: int = 1) -> ase.Atoms:
-    """A rattled, sheared 2-species fcc cell (8 atoms), fully periodic."""
+    """A rattled, sheared 2-species fcc cell (4 atoms), fully periodic."""
     atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True)
     atoms.set_cell(
-        atoms.cell.array + np.array([[0.0, 0.3, 0.1], [0.2, 0.0, -0.2], [0.1, 0.1, 0.0]]),
+        atoms.cell.array
+        + np.array([[0.0, 0.3, 0.1], [0.2, 0.0, -0.2], [0.1, 0.1, 0.0]]),
         scale_atoms=True,
     )
     atoms.numbers[[1, 3]] = 13

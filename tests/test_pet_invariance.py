@@ -18,7 +18,9 @@ def test_permutation_invariance(model64, alloy):
     order = np.random.default_rng(0).permutation(len(alloy))
     permuted = _props(model64, alloy[order])
     assert abs(permuted["energy"] - reference["energy"]) < 1e-10
-    np.testing.assert_allclose(permuted["forces"], reference["forces"][order], atol=1e-10)
+    np.testing.assert_allclose(
+        permuted["forces"], reference["forces"][order], atol=1e-10
+    )
     np.testing.assert_allclose(
         permuted["energies"], reference["energies"][order], atol=1e-10
     )

@@ -38,7 +38,9 @@ def test_energy_lipschitz_through_switching_region():
     energies, forces = np.array(energies), np.array(forces)
     step = distances[1] - distances[0]
     # |dE| between neighbouring points bounded by (max force on O) * step
-    assert np.abs(np.diff(energies)).max() <= 1.01 * step * np.abs(forces[:, 3, 0]).max()
+    assert (
+        np.abs(np.diff(energies)).max() <= 1.01 * step * np.abs(forces[:, 3, 0]).max()
+    )
     # the force on O along x is the negative slope of the energy curve
     slope = -np.gradient(energies, step)
     np.testing.assert_allclose(slope[1:-1], forces[1:-1, 3, 0], atol=1e-4)
