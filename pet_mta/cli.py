@@ -8,7 +8,7 @@ from typing import List, Optional
 # each module defines ``add_parser(subparsers)`` that registers its sub-command and
 # sets ``func`` (called with the parsed arguments, returns an exit code)
 COMMANDS = [
-    "pet_mta.commands.demo",
+    "pet_mta.commands.md",
 ]
 
 

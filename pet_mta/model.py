@@ -403,7 +403,6 @@ class PET(torch.nn.Module):
         result: Dict[str, ModelOutput] = {}
         for t in self.target_list:
             result[t.name] = ModelOutput(
-                quantity=t.quantity,
                 unit=t.unit,
                 sample_kind="system",
                 description=t.description,
