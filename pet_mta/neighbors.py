@@ -55,7 +55,11 @@ def add_neighbor_lists(
     requests = []
     for module in model.modules():
         if hasattr(module, "requested_neighbor_lists"):
-            requests.extend(module.requested_neighbor_lists())
+            for options in module.requested_neighbor_lists():
+                # several sub-modules (e.g. a wrapper and its backbone) may ask for
+                # the same list
+                if not any(options == known for known in requests):
+                    requests.append(options)
     for options in requests:
         calculator = NeighborList(options, length_unit=length_unit)
         for system in systems:
