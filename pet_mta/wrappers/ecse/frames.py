@@ -1,0 +1,385 @@
+"""ECSE frames of atomic environments: switching functions, adaptive inner cutoff,
+candidate frames, weights and smooth pruning.
+
+Every function here is TorchScript-compatible and differentiable with respect to the
+neighbour vectors. Lengths are in the backbone's length unit. Environments are
+*padded*: ``vectors[n, m]`` is the ``m``-th neighbour of environment ``n`` and
+``mask[n, m]`` says whether that slot is a real neighbour.
+
+Notation (Pozdnyakov & Ceriotti, NeurIPS 2023): an ordered pair ``(a, b)`` of
+neighbours defines the right-handed frame ``e1 = r_a / |r_a|``,
+``e2 = e1 x r_b / |e1 x r_b|``, ``e3 = e1 x e2``, and its angular spread is
+``s_ab = |r^_a x r^_b|^2 = sin^2(theta_ab)``.
+"""
+
+from typing import List, Tuple
+
+import torch
+
+
+def lambert_margin() -> float:
+    """``W0(1/e)``, the maximum of ``d / (1 + e^d)``: a soft maximum of two values
+    plus ``W0(1/e) / beta`` is never below their true maximum."""
+    return 0.2784645427610738
+
+
+def stitch(x: torch.Tensor) -> torch.Tensor:
+    """C-infinity step from 1 (``x <= -1``) to 0 (``x >= 1``).
+
+    ``1/2 + 1/2 tanh(1/(x + 1) + 1/(x - 1))`` inside ``(-1, 1)``; all derivatives
+    vanish at both ends, and the gradient is finite (zero) outside.
+    """
+    inside = (x > -1.0) & (x < 1.0)
+    safe = torch.where(inside, x, torch.zeros_like(x))
+    value = 0.5 + 0.5 * torch.tanh(1.0 / (safe + 1.0) + 1.0 / (safe - 1.0))
+    outside = torch.where(x <= -1.0, torch.ones_like(x), torch.zeros_like(x))
+    return torch.where(inside, value, outside)
+
+
+def cutoff_switch(r: torch.Tensor, radius: torch.Tensor, width: float) -> torch.Tensor:
+    """``f_c(r; R, D)``: 1 below ``R - D``, 0 above ``R``, C-infinity in between.
+
+    :param radius: ``R``, broadcastable to ``r`` (may depend on positions)
+    """
+    return stitch(2.0 * (r - (radius - 0.5 * width)) / width)
+
+
+def gate(s: torch.Tensor, start: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """``q(s; w, D)``: 0 below ``w``, 1 above ``w + D``, C-infinity in between."""
+    return 1.0 - stitch(2.0 * (s - (start + 0.5 * width)) / width)
+
+
+def linear_gate(s: torch.Tensor, start: float, width: float) -> torch.Tensor:
+    """``q(s; w, D) * (s - w) / D``: the gate times a linear ramp (keeps growing)."""
+    start_t = torch.full_like(s, start)
+    width_t = torch.full_like(s, width)
+    ramp = torch.clamp(s - start, min=0.0) / width
+    return gate(s, start_t, width_t) * ramp
+
+
+def soft_max(
+    values: torch.Tensor, weights: torch.Tensor, beta: float, dim: int
+) -> torch.Tensor:
+    """Weighted soft maximum ``sum u v e^(b v) / sum u e^(b v)`` along ``dim``.
+
+    ``beta < 0`` gives a soft minimum. The exponent is shifted by a (detached)
+    extreme value for numerical stability, which leaves the result unchanged.
+    Entries with zero weight do not contribute; an all-zero row gives 0.
+    """
+    scaled = beta * values
+    masked = torch.where(weights > 0, scaled, torch.full_like(scaled, -1e30))
+    shift = torch.amax(masked, dim=dim, keepdim=True).detach()
+    shift = torch.where(shift > -1e29, shift, torch.zeros_like(shift))
+    exponent = torch.where(weights > 0, scaled - shift, torch.zeros_like(scaled))
+    factors = weights * torch.exp(exponent)
+    numerator = torch.sum(factors * values, dim=dim)
+    denominator = torch.sum(factors, dim=dim)
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return torch.where(denominator > 0, numerator / safe, torch.zeros_like(numerator))
+
+
+class FrameHypers:
+    """Hyper-parameters of the ECSE frames (lengths in the model's unit).
+
+    :param outer_cutoff: ``r_out``: neighbours farther away never define frames
+    :param cutoff_width: ``Dr``: width of the radial switches
+    :param beta: ``beta`` (1/length) of the soft min/max of the adaptive inner cutoff
+    :param spread_start: ``W``: pairs with ``sin^2`` below it do not set ``r_in``
+    :param spread_width: ``DW``: width of the angular gates; frames need
+        ``sin^2 > W - DW``
+    :param weight_beta: ``beta`` of the soft maximum of the frame weights
+    :param aux_threshold: frames stop mattering and the auxiliary prediction takes
+        over below this (soft) maximum frame weight ...
+    :param aux_width: ... over this width
+    :param prune_threshold: frames below this fraction of the (soft) best weight are
+        pruned ...
+    :param prune_width: ... with a switch of this relative width
+    :param n_prunings: rounds of pruning
+    :param prune_on: pruning is fully on above this soft-max weight ...
+    :param prune_on_width: ... and off below ``prune_on - prune_on_width``
+    """
+
+    def __init__(
+        self,
+        outer_cutoff: float = 10.0,
+        cutoff_width: float = 0.15,
+        beta: float = 5.0,
+        spread_start: float = 0.2,
+        spread_width: float = 0.15,
+        weight_beta: float = 1.0,
+        aux_threshold: float = 0.5,
+        aux_width: float = 0.5,
+        prune_threshold: float = 0.9,
+        prune_width: float = 0.1,
+        n_prunings: int = 4,
+        prune_on: float = 0.5,
+        prune_on_width: float = 0.25,
+    ):
+        if not spread_start - spread_width > 0:
+            raise ValueError("spread_start must be larger than spread_width")
+        self.outer_cutoff = float(outer_cutoff)
+        self.cutoff_width = float(cutoff_width)
+        self.beta = float(beta)
+        self.spread_start = float(spread_start)
+        self.spread_width = float(spread_width)
+        self.weight_beta = float(weight_beta)
+        self.aux_threshold = float(aux_threshold)
+        self.aux_width = float(aux_width)
+        self.prune_threshold = float(prune_threshold)
+        self.prune_width = float(prune_width)
+        self.n_prunings = int(n_prunings)
+        self.prune_on = float(prune_on)
+        self.prune_on_width = float(prune_on_width)
+
+
+def pad_environments(
+    centers: torch.Tensor, vectors: torch.Tensor, n_centers: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Group neighbour vectors by centre into a padded ``[n_centers, M, 3]`` array.
+
+    :param centers: ``[P]`` centre index of every pair
+    :param vectors: ``[P, 3]`` neighbour vectors
+    :return: padded vectors (zeros in padding) and the ``[n_centers, M]`` mask
+    """
+    order = torch.argsort(centers, stable=True)
+    centers = centers[order]
+    vectors = vectors[order]
+    counts = torch.bincount(centers, minlength=n_centers)
+    if centers.shape[0] > 0:
+        width = int(torch.max(counts))
+    else:
+        width = 0
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(centers.shape[0], device=centers.device) - first[centers]
+    padded = torch.zeros(
+        (n_centers * max(width, 1), 3), dtype=vectors.dtype, device=vectors.device
+    )
+    flat = centers * max(width, 1) + slot
+    padded = padded.index_put((flat,), vectors)
+    mask = torch.zeros(
+        n_centers * max(width, 1), dtype=torch.bool, device=vectors.device
+    )
+    mask[flat] = True
+    return (
+        padded.reshape(n_centers, max(width, 1), 3),
+        mask.reshape(n_centers, max(width, 1)),
+    )
+
+
+def inner_cutoff(
+    distances: torch.Tensor,
+    spreads: torch.Tensor,
+    pair_mask: torch.Tensor,
+    hypers: FrameHypers,
+) -> torch.Tensor:
+    """Adaptive inner cutoff ``r_in`` of every environment.
+
+    ``r_in = softmin_beta({r_out: 1} U {softmax_beta(|r_a|, |r_b|) + W0(1/e)/beta :
+    u_ab}) + Dr`` with ``u_ab = f_c(|r_a|; r_out) f_c(|r_b|; r_out) q(s_ab; W, DW)``.
+    Since the Lambert-W margin makes each pair value at least the larger of its two
+    lengths, the best well-spread pair always lies fully inside ``r_in``.
+
+    :param distances: ``[n, M]`` neighbour lengths (any value in padding)
+    :param spreads: ``[n, M, M]`` ``sin^2`` of every pair
+    :param pair_mask: ``[n, M, M]`` real, distinct, unordered (``a < b``) pairs
+    :return: ``[n]`` inner cutoffs
+    """
+    r_out = torch.full_like(distances, hypers.outer_cutoff)
+    radial = cutoff_switch(distances, r_out, hypers.cutoff_width)
+    da = distances[:, :, None].expand_as(spreads)
+    db = distances[:, None, :].expand_as(spreads)
+    pair_lengths = torch.stack([da, db], dim=-1)
+    larger = (
+        soft_max(pair_lengths, torch.ones_like(pair_lengths), hypers.beta, dim=-1)
+        + lambert_margin() / hypers.beta
+    )
+    spread_gate = gate(
+        spreads,
+        torch.full_like(spreads, hypers.spread_start),
+        torch.full_like(spreads, hypers.spread_width),
+    )
+    weights = radial[:, :, None] * radial[:, None, :] * spread_gate
+    weights = torch.where(pair_mask, weights, torch.zeros_like(weights))
+    n = distances.shape[0]
+    values = torch.cat(
+        [
+            torch.full(
+                (n, 1),
+                hypers.outer_cutoff,
+                dtype=distances.dtype,
+                device=distances.device,
+            ),
+            larger.reshape(n, -1),
+        ],
+        dim=1,
+    )
+    all_weights = torch.cat(
+        [
+            torch.ones((n, 1), dtype=distances.dtype, device=distances.device),
+            weights.reshape(n, -1),
+        ],
+        dim=1,
+    )
+    return soft_max(values, all_weights, -hypers.beta, dim=1) + hypers.cutoff_width
+
+
+def environment_frames(
+    vectors: torch.Tensor, mask: torch.Tensor, hypers: FrameHypers
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Candidate frames and their (unpruned) weights for padded environments.
+
+    :param vectors: ``[n, M, 3]`` neighbour vectors
+    :param mask: ``[n, M]`` real neighbours (within ``r_out``)
+    :return: ``frames [K, 3, 3]`` (columns ``e1, e2, e3``), ``weights [K]`` (all
+        positive) and ``owner [K]`` (environment of every frame)
+    """
+    n, width = mask.shape[0], mask.shape[1]
+    distances = torch.linalg.vector_norm(vectors, dim=-1)
+    mask = mask & (distances < hypers.outer_cutoff) & (distances > 0)
+    safe_d = torch.where(mask, distances, torch.ones_like(distances))
+    unit = vectors / safe_d[:, :, None]
+    cross = torch.cross(
+        unit[:, :, None, :].expand(n, width, width, 3),
+        unit[:, None, :, :].expand(n, width, width, 3),
+        dim=-1,
+    )
+    spreads = torch.sum(cross * cross, dim=-1)
+    index = torch.arange(width, device=vectors.device)
+    distinct = index[:, None] != index[None, :]
+    ordered = mask[:, :, None] & mask[:, None, :] & distinct[None, :, :]
+    upper = (index[:, None] < index[None, :])[None, :, :] & ordered
+
+    r_in = inner_cutoff(safe_d, spreads, upper, hypers)
+    radial = cutoff_switch(safe_d, r_in[:, None], hypers.cutoff_width)
+    radial = torch.where(mask, radial, torch.zeros_like(radial))
+    angular = linear_gate(
+        spreads, hypers.spread_start - hypers.spread_width, hypers.spread_width
+    )
+    weights = radial[:, :, None] * radial[:, None, :] * angular
+    weights = torch.where(ordered, weights, torch.zeros_like(weights))
+
+    alive = torch.nonzero(weights > 0)
+    owner, a, b = alive[:, 0], alive[:, 1], alive[:, 2]
+    w = weights[owner, a, b]
+    ra = vectors[owner, a]
+    rb = vectors[owner, b]
+    return frames_from_pairs(ra, rb), w, owner
+
+
+def frames_from_pairs(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+    """Right-handed frames ``[K, 3, 3]`` with columns ``(e1, e2, e3)``.
+
+    ``e1 = r^_a``, ``e2 = e1 x r_b / |e1 x r_b|``, ``e3 = e1 x e2``. Pairs must not be
+    collinear (ECSE only builds frames from pairs with ``sin^2 > W - DW``).
+    """
+    e1 = ra / torch.linalg.vector_norm(ra, dim=-1, keepdim=True)
+    e2 = torch.cross(e1, rb, dim=-1)
+    e2 = e2 / torch.linalg.vector_norm(e2, dim=-1, keepdim=True)
+    e3 = torch.cross(e1, e2, dim=-1)
+    return torch.stack([e1, e2, e3], dim=-1)
+
+
+def group_soft_max(
+    weights: torch.Tensor, groups: torch.Tensor, n_groups: int, beta: float
+) -> torch.Tensor:
+    """``[n_groups]`` soft maximum ``sum w w e^(b w) / sum w e^(b w)`` per group."""
+    factors = weights * torch.exp(beta * weights)
+    zeros = torch.zeros(n_groups, dtype=weights.dtype, device=weights.device)
+    numerator = zeros.index_add(0, groups, factors * weights)
+    denominator = zeros.index_add(0, groups, factors)
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return torch.where(denominator > 0, numerator / safe, zeros)
+
+
+def prune_frames(
+    weights: torch.Tensor, groups: torch.Tensor, n_groups: int, hypers: FrameHypers
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Smoothly prune the frames of every group, and weigh the auxiliary model.
+
+    :param weights: ``[K]`` positive frame weights
+    :param groups: ``[K]`` group (system or atom) of every frame
+    :return: pruned weights ``[K]`` (some exactly zero) and the auxiliary weights
+        ``[n_groups]`` (1 without frames, 0 once the best frame weight reaches
+        ``aux_threshold``)
+    """
+    best = group_soft_max(weights, groups, n_groups, hypers.weight_beta)
+    aux = cutoff_switch(
+        best, torch.full_like(best, hypers.aux_threshold), hypers.aux_width
+    )
+    # t = 1: pruning off (all frames weak); t = 0: pruning fully on
+    off = cutoff_switch(
+        best, torch.full_like(best, hypers.prune_on), hypers.prune_on_width
+    )[groups]
+    for _ in range(hypers.n_prunings):
+        top = group_soft_max(weights, groups, n_groups, hypers.weight_beta)[groups]
+        safe_top = torch.where(top > 0, top, torch.ones_like(top))
+        keep = gate(
+            weights,
+            hypers.prune_threshold * safe_top,
+            hypers.prune_width * safe_top,
+        )
+        weights = weights * (keep * (1.0 - off) + off)
+    return weights, aux
+
+
+def mirror(frames: torch.Tensor) -> torch.Tensor:
+    """The improper partners ``F diag(1, -1, 1)`` of right-handed frames."""
+    signs = torch.tensor([1.0, -1.0, 1.0], dtype=frames.dtype, device=frames.device)
+    return frames * signs
+
+
+def frames_per_group(
+    centers: torch.Tensor,
+    vectors: torch.Tensor,
+    n_centers: int,
+    center_group: torch.Tensor,
+    n_groups: int,
+    hypers: FrameHypers,
+    inversion: bool,
+    chunk: int = 256,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every frame of every group, pruned; environments processed in chunks.
+
+    :param centers: ``[P]`` centre of every neighbour pair (``0..n_centers-1``)
+    :param vectors: ``[P, 3]`` neighbour vectors
+    :param center_group: ``[n_centers]`` group of every centre (its system in the
+        whole-structure mode, itself in the local mode)
+    :param inversion: add the mirrored frames (exact O(3) instead of SO(3))
+    :return: ``frames [K, 3, 3]``, ``weights [K] > 0``, ``groups [K]``,
+        ``aux_weights [n_groups]``
+    """
+    keep = torch.linalg.vector_norm(vectors, dim=1) < hypers.outer_cutoff
+    centers = centers[keep]
+    vectors = vectors[keep]
+    frame_list: List[torch.Tensor] = []
+    weight_list: List[torch.Tensor] = []
+    owner_list: List[torch.Tensor] = []
+    for start in range(0, n_centers, chunk):
+        stop = min(start + chunk, n_centers)
+        selected = (centers >= start) & (centers < stop)
+        padded, mask = pad_environments(
+            centers[selected] - start, vectors[selected], stop - start
+        )
+        frames, weights, owner = environment_frames(padded, mask, hypers)
+        frame_list.append(frames)
+        weight_list.append(weights)
+        owner_list.append(owner + start)
+    if len(frame_list) > 0:
+        frames = torch.cat(frame_list)
+        weights = torch.cat(weight_list)
+        owner = torch.cat(owner_list)
+    else:
+        frames = torch.zeros((0, 3, 3), dtype=vectors.dtype, device=vectors.device)
+        weights = torch.zeros(0, dtype=vectors.dtype, device=vectors.device)
+        owner = torch.zeros(0, dtype=torch.long, device=vectors.device)
+    groups = center_group[owner]
+    weights, aux = prune_frames(weights, groups, n_groups, hypers)
+    alive = weights > 0
+    frames = frames[alive]
+    weights = weights[alive]
+    groups = groups[alive]
+    if inversion:
+        frames = torch.cat([frames, mirror(frames)])
+        weights = torch.cat([weights, weights])
+        groups = torch.cat([groups, groups])
+    return frames, weights, groups, aux

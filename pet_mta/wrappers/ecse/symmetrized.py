@@ -1,0 +1,282 @@
+"""The public ECSE wrapper: :class:`Symmetrized` (module) and its export."""
+
+import math
+import warnings
+from typing import Any, Dict, List, Optional
+
+import torch
+from metatomic.torch import (
+    AtomisticModel,
+    ModelCapabilities,
+    ModelMetadata,
+    ModelOutput,
+)
+
+from ..loading import Backbone, ModelLike, load_model
+from .frames import FrameHypers
+from .model import VARIANCE_PREFIX, NoAuxiliary, SymmetrizedModule
+
+ECSE_REFERENCE = (
+    "Pozdnyakov, S. N. & Ceriotti, M. Smooth, exact rotational symmetrization for "
+    "deep learning on point clouds. NeurIPS 2023, arXiv:2305.19302"
+)
+
+FRAME_DEFAULTS: Dict[str, Any] = {
+    "cutoff_width": 0.15,
+    "beta": 5.0,
+    "spread_start": 0.2,
+    "spread_width": 0.15,
+    "weight_beta": 1.0,
+    "aux_threshold": 0.5,
+    "aux_width": 0.5,
+    "prune_threshold": 0.9,
+    "prune_width": 0.1,
+    "n_prunings": 4,
+    "prune_on": 0.5,
+    "prune_on_width": 0.25,
+}
+
+
+class Symmetrized(SymmetrizedModule):
+    """Exactly rotation-equivariant (ECSE) version of any metatomic model.
+
+    The result is itself a metatomic ``ModelInterface`` module: call it like the
+    backbone, export it with :meth:`export`, or build an exported model in one step
+    with :meth:`wrap`. Scalar outputs are averaged over frames, Cartesian outputs
+    (components ``xyz``, ``xyz_1``/``xyz_2``, ...) are rotated back with the frame
+    (``F v``, ``F T F^T``) before averaging. Every output ``<name>`` also exists as
+    ``ecse::variance::<name>``: the weighted variance of the back-rotated backbone
+    predictions over frames, averaged over components (a measure of how far the
+    backbone is from equivariance on this structure; the symmetrized prediction
+    itself is exact).
+
+    :param backbone: model to symmetrize: a module (e.g. :class:`pet_mta.PET`), an
+        ``AtomisticModel`` or the path of a saved one
+    :param auxiliary: exactly invariant model used, smoothly, where no good frame
+        exists (isolated atoms, diatomics, collinear environments), e.g. a
+        distance-only PET (:func:`distance_only_auxiliary`). It provides the
+        *scalar* outputs it declares; Cartesian outputs, and every output when no
+        auxiliary model is given, fade to zero in such environments (exactly
+        equivariant, but not physical: give an auxiliary model for molecules that
+        can be linear or dissociate)
+    :param mode: ``"whole"`` (frames pooled over the structure, each rotates the
+        whole structure; for molecules and small cells) or ``"local"`` (each atom's
+        contribution symmetrized with its own frames on its cut-out receptive field;
+        cost linear in N; outputs are sums of atomic contributions)
+    :param inversion: add mirrored frames for exact O(3) (doubles the cost); without
+        it the result is exactly SO(3)-equivariant
+    :param outer_cutoff: neighbours defining frames lie within this radius (default:
+        the largest cutoff of the backbone's neighbour lists, at most 10)
+    :param batch_size: rotated copies evaluated in one backbone call
+    :param frame_hypers: overrides of :data:`FRAME_DEFAULTS` (see
+        :class:`~pet_mta.wrappers.ecse.frames.FrameHypers`)
+    """
+
+    __jit_ignored_attributes__ = ["info"]
+
+    def __init__(
+        self,
+        backbone: ModelLike,
+        auxiliary: Optional[ModelLike] = None,
+        mode: str = "whole",
+        inversion: bool = False,
+        outer_cutoff: Optional[float] = None,
+        batch_size: int = 32,
+        **frame_hypers: Any,
+    ):
+        if mode not in ("whole", "local"):
+            raise ValueError(f"mode must be 'whole' or 'local', got {mode!r}")
+        unknown = set(frame_hypers) - set(FRAME_DEFAULTS)
+        if unknown:
+            raise ValueError(
+                f"unknown ECSE hyper-parameters {sorted(unknown)}; known ones are "
+                f"{sorted(FRAME_DEFAULTS)} and outer_cutoff"
+            )
+        loaded = load_model(backbone)
+        options = dict(FRAME_DEFAULTS, **frame_hypers)
+        if outer_cutoff is None:
+            outer_cutoff = min(loaded.largest_cutoff or 10.0, 10.0)
+        hypers = FrameHypers(outer_cutoff=outer_cutoff, **options)
+
+        if auxiliary is None:
+            aux_module: torch.nn.Module = NoAuxiliary()
+            aux_outputs: List[str] = []
+            aux_range = 0.0
+            aux_loaded = None
+        else:
+            aux_loaded = load_model(auxiliary)
+            aux_module = aux_loaded.module
+            aux_outputs = [
+                name
+                for name in aux_loaded.outputs
+                if name in loaded.outputs
+                and aux_loaded.outputs[name].unit == loaded.outputs[name].unit
+            ]
+            aux_range = aux_loaded.interaction_range
+            if aux_loaded.capabilities.length_unit != loaded.capabilities.length_unit:
+                raise ValueError(
+                    "the auxiliary model must use the backbone's length unit"
+                )
+            if aux_loaded.dtype != loaded.dtype:
+                raise ValueError("the auxiliary model must use the backbone's dtype")
+
+        if mode == "local" and not math.isfinite(loaded.interaction_range):
+            raise ValueError(
+                "the local mode needs a backbone with a finite interaction_range"
+            )
+        super().__init__(
+            backbone=loaded.module,
+            backbone_lists=loaded.neighbor_lists,
+            auxiliary=aux_module,
+            auxiliary_outputs=aux_outputs,
+            local=mode == "local",
+            inversion=inversion,
+            hypers=hypers,
+            cut_out_radius=loaded.interaction_range if mode == "local" else 0.0,
+            batch_size=batch_size,
+        )
+        self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
+        for name, output in loaded.outputs.items():
+            if output.sample_kind not in ("system", "atom"):
+                warnings.warn(
+                    f"output '{name}' has sample kind '{output.sample_kind}', which "
+                    "ECSE cannot symmetrize; do not request it",
+                    stacklevel=2,
+                )
+
+    @torch.jit.unused
+    def capabilities(self) -> ModelCapabilities:
+        """The backbone's capabilities, plus ``ecse::variance::<name>`` outputs.
+
+        ``interaction_range`` is infinite in whole mode (frames come from every
+        atom); in local mode it is the largest of the backbone's range, the frame
+        cutoff and the auxiliary model's range.
+        """
+        info = self.info
+        outputs: Dict[str, ModelOutput] = {}
+        for name, output in info.backbone.outputs.items():
+            outputs[name] = ModelOutput(
+                quantity=output.quantity,
+                unit=output.unit,
+                sample_kind=output.sample_kind,
+                description=("ECSE-symmetrized. " + output.description).strip(),
+            )
+        for name, output in info.backbone.outputs.items():
+            unit = "(" + output.unit + ")^2" if output.unit != "" else ""
+            outputs[VARIANCE_PREFIX + name] = ModelOutput(
+                unit=unit,
+                sample_kind=output.sample_kind,
+                description=(
+                    f"weighted variance over ECSE frames of the back-rotated '{name}' "
+                    "predictions of the backbone, averaged over components"
+                ),
+            )
+        if info.mode == "whole":
+            interaction_range = math.inf
+        else:
+            interaction_range = max(
+                info.backbone.interaction_range,
+                info.hypers.outer_cutoff,
+                info.aux_range,
+            )
+        original = info.backbone.capabilities
+        return ModelCapabilities(
+            outputs=outputs,
+            atomic_types=list(original.atomic_types),
+            interaction_range=interaction_range,
+            length_unit=original.length_unit,
+            supported_devices=list(original.supported_devices),
+            dtype=original.dtype,
+        )
+
+    @torch.jit.unused
+    def metadata(self) -> ModelMetadata:
+        """The backbone's metadata, with ECSE in the name and references."""
+        original = self.info.backbone.metadata
+        references = {
+            key: list(original.references.get(key, []))
+            for key in ("implementation", "architecture", "model")
+        }
+        if ECSE_REFERENCE not in references["architecture"]:
+            references["architecture"].append(ECSE_REFERENCE)
+        name = original.name or "model"
+        return ModelMetadata(
+            name=f"ECSE-symmetrized {name} ({self.info.mode} mode)",
+            description=(
+                "Exactly rotation-equivariant (Equivariant Coordinate System Ensemble) "
+                "wrapper. " + original.description
+            ).strip(),
+            authors=list(original.authors),
+            references=references,
+        )
+
+    @torch.jit.unused
+    def export(self, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
+        """This wrapper as an ``AtomisticModel`` (TorchScript-able, in eval mode)."""
+        model = AtomisticModel(
+            self.eval(),
+            metadata if metadata is not None else self.metadata(),
+            self.capabilities(),
+        )
+        return model
+
+    @staticmethod
+    def wrap(model: ModelLike, **options: Any) -> AtomisticModel:
+        """Symmetrize and export in one step, like
+        ``metatomic.torch.o3.SymmetrizedModel.wrap(model) -> AtomisticModel``.
+
+        :param options: arguments of :class:`Symmetrized`
+        """
+        return Symmetrized(model, **options).export()
+
+
+class _Info:
+    """Python-only description of a :class:`Symmetrized` (not scripted)."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        auxiliary: Optional[Backbone],
+        mode: str,
+        hypers: FrameHypers,
+        aux_range: float,
+    ):
+        self.backbone = backbone
+        self.auxiliary = auxiliary
+        self.mode = mode
+        self.hypers = hypers
+        self.aux_range = aux_range
+
+
+def distance_only_auxiliary(model, **overrides: Any):
+    """A distance-only PET matching ``model`` (a :class:`pet_mta.PET`).
+
+    Same atomic types, targets, cutoff and sizes, ``edge_embedding="distance"``: an
+    exactly rotation-invariant PET (complete for collinear structures) to use as the
+    ECSE ``auxiliary`` model. It starts from random weights: train it on the same
+    data (the scalar baselines and scales are copied from ``model``).
+    """
+    from pet_mta import PET
+
+    hypers = dict(model.hypers)
+    hypers.update(overrides)
+    hypers["edge_embedding"] = "distance"
+    targets = {
+        t.name: dict(
+            quantity=t.quantity, unit=t.unit, kind=t.kind, n_properties=t.n_properties
+        )
+        for t in model.target_list
+        if t.kind == "scalar"
+    }
+    aux = PET(
+        atomic_types=list(model.atomic_types),
+        targets=targets,
+        length_unit=model.length_unit,
+        **hypers,
+    )
+    dtype = next(model.parameters()).dtype
+    aux = aux.to(dtype)
+    for name in targets:
+        aux.set_baseline(name, model.get_baseline(name))
+        aux.readouts[name].scale.copy_(model.readouts[name].scale)
+    return aux

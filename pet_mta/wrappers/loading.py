@@ -1,0 +1,166 @@
+"""One loading path for every wrapper: a metatomic model in any form -> a backbone.
+
+Wrappers (ECSE symmetrization, ensembles, ...) accept
+
+- a ``torch.nn.Module`` following ``metatomic.torch.ModelInterface`` that can export
+  itself (``module.export() -> AtomisticModel``, e.g. :class:`pet_mta.PET`), or any
+  such module together with its ``ModelCapabilities``;
+- an exported ``metatomic.torch.AtomisticModel`` (Python or TorchScript);
+- the path of a saved ``AtomisticModel`` (``.pt``).
+
+:func:`load_model` turns all of them into a :class:`Backbone`: the bare
+``ModelInterface`` module to call from a wrapper's ``forward`` (uniform signature
+``module(systems, outputs, selected_atoms)``, model units, no unit conversion), plus
+its capabilities, metadata, requested neighbour lists and inputs, and dtype.
+"""
+
+import os
+from typing import Dict, List, Optional, Union
+
+import torch
+from metatensor.torch import Labels, TensorMap
+from metatomic.torch import (
+    AtomisticModel,
+    ModelCapabilities,
+    ModelMetadata,
+    ModelOutput,
+    NeighborListOptions,
+    System,
+    load_atomistic_model,
+)
+
+ModelLike = Union[str, "os.PathLike[str]", AtomisticModel, torch.nn.Module]
+
+
+class Backbone:
+    """A model ready to be wrapped (plain Python object, not a module).
+
+    :ivar module: the ``ModelInterface`` module (call it as
+        ``module(systems, outputs, selected_atoms)``); the wrapper registers it as a
+        sub-module so that its neighbour-list requests and parameters follow
+    :ivar capabilities: outputs, atomic types, interaction range, length unit, dtype
+    :ivar metadata: name, authors, references
+    :ivar neighbor_lists: every neighbour list the module requests
+    :ivar inputs: the custom system data the module requests (may be empty)
+    :ivar dtype: dtype the module computes in
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        capabilities: ModelCapabilities,
+        metadata: ModelMetadata,
+        neighbor_lists: List[NeighborListOptions],
+        inputs: Dict[str, ModelOutput],
+    ):
+        self.module = module
+        self.capabilities = capabilities
+        self.metadata = metadata
+        self.neighbor_lists = neighbor_lists
+        self.inputs = inputs
+        self.output_names = list(capabilities.outputs.keys())
+        self.dtype = torch.float64 if capabilities.dtype == "float64" else torch.float32
+
+    @property
+    def outputs(self) -> Dict[str, ModelOutput]:
+        """The outputs the model declares, by name (without deprecated aliases)."""
+        return {
+            name: output
+            for name, output in self.capabilities.outputs.items()
+            if name in self.output_names
+        }
+
+    @property
+    def interaction_range(self) -> float:
+        """How far an atom's outputs see (length unit of the model)."""
+        return float(self.capabilities.interaction_range)
+
+    @property
+    def largest_cutoff(self) -> float:
+        """The largest cutoff of the requested neighbour lists (0 if none)."""
+        return max([float(o.cutoff) for o in self.neighbor_lists], default=0.0)
+
+    def __call__(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> Dict[str, TensorMap]:
+        """Evaluate the bare module (model units, no checks or conversion)."""
+        return self.module(systems, outputs, selected_atoms)
+
+
+def load_model(
+    model: ModelLike,
+    capabilities: Optional[ModelCapabilities] = None,
+    metadata: Optional[ModelMetadata] = None,
+    extensions_directory: Optional[str] = None,
+) -> Backbone:
+    """Bring ``model`` into the :class:`Backbone` form wrappers work with.
+
+    :param model: module, ``AtomisticModel`` or path of a saved ``AtomisticModel``
+    :param capabilities: required for a module that cannot ``export()`` itself;
+        overrides the exported ones otherwise
+    :param metadata: overrides the model's metadata
+    :param extensions_directory: TorchScript extensions of a saved model
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_atomistic_model(str(model), extensions_directory)
+
+    if _is_atomistic(model):
+        module = model.module
+        exported = model
+    elif isinstance(model, torch.nn.Module):
+        module = model
+        exported = None
+        if hasattr(model, "export") and capabilities is None:
+            exported = model.export()
+        elif capabilities is None:
+            raise ValueError(
+                "give the capabilities of a module that cannot export itself"
+            )
+    else:
+        raise TypeError(
+            "expected a metatomic module, an AtomisticModel or a path, got "
+            + type(model).__name__
+        )
+
+    if exported is not None:
+        if capabilities is None:
+            capabilities = exported.capabilities()
+        if metadata is None:
+            metadata = exported.metadata()
+        neighbor_lists = list(exported.requested_neighbor_lists())
+        inputs = dict(exported.requested_inputs(use_new_names=True))
+    else:
+        neighbor_lists = _collect_neighbor_lists(module)
+        inputs = {}
+    if metadata is None:
+        metadata = ModelMetadata()
+    backbone = Backbone(module, capabilities, metadata, neighbor_lists, inputs)
+    # the names as declared, without the deprecation aliases metatomic adds
+    declared = getattr(exported, "_model_capabilities_outputs_names", None)
+    if declared is not None:
+        backbone.output_names = list(declared)
+    return backbone
+
+
+def _is_atomistic(model) -> bool:
+    if isinstance(model, AtomisticModel):
+        return True
+    # TorchScript AtomisticModel (loaded from a file)
+    return (
+        isinstance(model, torch.jit.ScriptModule)
+        and hasattr(model, "capabilities")
+        and hasattr(model, "module")
+    )
+
+
+def _collect_neighbor_lists(module: torch.nn.Module) -> List[NeighborListOptions]:
+    requests: List[NeighborListOptions] = []
+    for sub in module.modules():
+        if hasattr(sub, "requested_neighbor_lists"):
+            for options in sub.requested_neighbor_lists():
+                if not any(options == other for other in requests):
+                    requests.append(options)
+    return requests
