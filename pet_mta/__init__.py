@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from .model import PET  # noqa: E402
 from .targets import Target  # noqa: E402
+from .wrappers.ecse import Symmetrized  # noqa: E402
 
-__all__ = ["PET", "Target", "__version__"]
+__all__ = ["PET", "Symmetrized", "Target", "__version__"]
