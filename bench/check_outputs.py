@@ -98,7 +98,7 @@ def evaluate(name: str, hypers: Dict) -> Dict[str, torch.Tensor]:
             systems,
             {
                 "energy": ModelOutput(sample_kind="system"),
-                "features": ModelOutput(sample_kind="atom"),
+                "feature": ModelOutput(sample_kind="atom"),
                 "mtt::aux::energy_last_layer_features": ModelOutput(sample_kind="atom"),
             },
             None,
@@ -108,7 +108,7 @@ def evaluate(name: str, hypers: Dict) -> Dict[str, torch.Tensor]:
         results[tag + "/forces"] = -torch.cat(grads[: len(systems)])
         results[tag + "/strain_grad"] = torch.stack(grads[len(systems) :])
         results[tag + "/energy"] = energy.detach()
-        results[tag + "/features"] = out["features"].block().values.detach()
+        results[tag + "/features"] = out["feature"].block().values.detach()
         results[tag + "/llf"] = (
             out["mtt::aux::energy_last_layer_features"].block().values.detach()
         )
