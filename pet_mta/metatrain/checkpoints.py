@@ -1,0 +1,48 @@
+"""Versions of pet_mta checkpoints and how to upgrade old ones.
+
+A checkpoint records ``model_ckpt_version`` and ``trainer_ckpt_version``. When a
+change makes old checkpoints unreadable, bump the version in the class and add a
+function ``checkpoint -> None`` (editing it in place) to the matching list below:
+``MODEL_UPGRADES[v]`` upgrades a model checkpoint from version ``v + 1`` to
+``v + 2`` (the first entry upgrades version 1 to 2), and likewise for the trainer.
+
+Version history
+---------------
+- model 1, trainer 1: first release.
+"""
+
+from typing import Any, Callable, Dict, List
+
+Checkpoint = Dict[str, Any]
+
+MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = []
+TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = []
+
+
+def upgrade(
+    checkpoint: Checkpoint,
+    kind: str,
+    current: int,
+    steps: List[Callable[[Checkpoint], None]],
+) -> Checkpoint:
+    """Bring ``checkpoint[f"{kind}_ckpt_version"]`` up to ``current``.
+
+    :param kind: ``"model"`` or ``"trainer"``
+    :param steps: upgrade functions, ``steps[v - 1]`` goes from ``v`` to ``v + 1``
+    :raises RuntimeError: for a version with no upgrade path (newer than
+        ``current``, or unknown)
+    """
+    key = f"{kind}_ckpt_version"
+    version = checkpoint[key]
+    while isinstance(version, int) and 1 <= version < current:
+        if version - 1 >= len(steps):
+            break
+        steps[version - 1](checkpoint)
+        version += 1
+        checkpoint[key] = version
+    if version != current:
+        raise RuntimeError(
+            f"Unable to upgrade the checkpoint: the checkpoint is using {kind} "
+            f"version {version}, while the current {kind} version is {current}."
+        )
+    return checkpoint

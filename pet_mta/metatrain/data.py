@@ -1,0 +1,93 @@
+"""Data loaders for training and validation, built from metatrain's utilities.
+
+Training batches are rotated by a random O(3) operation (targets transformed
+consistently), then get the model's neighbour lists; validation batches are not
+rotated. Targets stay in physical units: baseline and scale live in the model.
+"""
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from metatrain.utils.augmentation import O3Augmenter
+from metatrain.utils.data import (
+    CollateFn,
+    CombinedDataLoader,
+    DatasetInfo,
+    build_train_dataloaders,
+    build_val_dataloaders,
+    get_num_workers,
+    validate_num_workers,
+)
+from metatrain.utils.neighbor_lists import (
+    get_requested_neighbor_lists,
+    get_system_with_neighbor_lists_transform,
+)
+from torch.utils.data import DistributedSampler
+
+
+def _samplers(
+    datasets: list, world_size: int, rank: int, train: bool
+) -> List[Optional[DistributedSampler]]:
+    if world_size == 1:
+        return [None] * len(datasets)
+    return [
+        DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=train, drop_last=train
+        )
+        for dataset in datasets
+    ]
+
+
+def make_loaders(
+    model: torch.nn.Module,
+    dataset_info: DatasetInfo,
+    hypers: Dict[str, Any],
+    train_datasets: list,
+    val_datasets: list,
+    world_size: int = 1,
+    rank: int = 0,
+) -> Tuple[CombinedDataLoader, CombinedDataLoader, List[Any]]:
+    """:return: training loader, validation loader, and the samplers whose epoch
+    must be set at the start of every epoch."""
+    nl_transform = get_system_with_neighbor_lists_transform(
+        get_requested_neighbor_lists(model)
+    )
+    augmenter = O3Augmenter(
+        target_info_dict=dataset_info.targets,
+        extra_data_info_dict=dataset_info.extra_data,
+    )
+    names = list(dataset_info.targets.keys())
+    collate_train = CollateFn(
+        target_keys=names,
+        callables=[augmenter.apply_random_augmentations, nl_transform],
+    )
+    collate_val = CollateFn(target_keys=names, callables=[nl_transform])
+
+    num_workers = hypers["num_workers"]
+    if num_workers is None:
+        num_workers = get_num_workers()
+    else:
+        validate_num_workers(num_workers)
+
+    train_loaders, epoch_samplers = build_train_dataloaders(
+        train_datasets=train_datasets,
+        train_distributed_samplers=_samplers(train_datasets, world_size, rank, True),
+        collate_fn_train=collate_train,
+        batch_size=hypers["batch_size"],
+        max_atoms_per_batch=hypers["max_atoms_per_batch"],
+        min_atoms_per_batch=hypers["min_atoms_per_batch"],
+        num_workers=num_workers,
+    )
+    val_loaders = build_val_dataloaders(
+        val_datasets=val_datasets,
+        val_distributed_samplers=_samplers(val_datasets, world_size, rank, False),
+        collate_fn_val=collate_val,
+        batch_size=hypers["batch_size"],
+        max_atoms_per_batch=hypers["max_atoms_per_batch"],
+        num_workers=num_workers,
+    )
+    return (
+        CombinedDataLoader(train_loaders, shuffle=True),
+        CombinedDataLoader(val_loaders, shuffle=False),
+        epoch_samplers,
+    )

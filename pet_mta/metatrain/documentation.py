@@ -1,0 +1,174 @@
+"""
+pet_mta
+=======
+
+The Point Edge Transformer of :mod:`pet_mta` trained through metatrain's ``mtt``
+command line. Hyper-parameter names and defaults are those of metatrain's ``pet``
+architecture, so an options file written for ``name: pet`` trains after changing the
+name to ``pet_mta``. The exported model is a plain :class:`pet_mta.PET` (energy with
+forces and stress through autograd, extra scalar and Cartesian-vector targets, per
+atom or per system, ``features`` and last-layer features).
+
+Features of metatrain's PET that pet_mta does not implement (``zbl``,
+``long_range``, ``system_conditioning``, adaptive cutoffs, LoRA fine-tuning,
+``max_atoms_per_batch``) are accepted at their default value only; asking for them
+is an error, never silently ignored.
+
+{{SECTION_INSTALLATION}}
+
+{{SECTION_DEFAULT_HYPERS}}
+"""
+
+from typing import Any, Literal, Optional
+
+from metatrain.composition.documentation import FixedCompositionWeights
+from metatrain.scaler.documentation import FixedScalerWeights
+from metatrain.utils.hypers import init_with_defaults
+from metatrain.utils.long_range import LongRangeHypers
+from metatrain.utils.loss import LossSpecification
+from typing_extensions import NotRequired, TypedDict
+
+from ..hypers import DEFAULT_MODEL_HYPERS as _D
+
+
+class ModelHypers(TypedDict):
+    """Model hyper-parameters (see :mod:`pet_mta.hypers` for their meaning)."""
+
+    cutoff: float = _D["cutoff"]
+    """Radius of the atomic environments, in the dataset's length unit."""
+    num_neighbors_adaptive: Optional[int] = None
+    """Not implemented in pet_mta (adaptive cutoff): must be ``null``."""
+    adaptive_cutoff_method: Literal["grid", "solver"] = "solver"
+    """Unused (no adaptive cutoff); accepted for ``pet`` options files."""
+    cutoff_function: Literal["Cosine", "Bump"] = _D["cutoff_function"]
+    """Shape of the smooth switch below the cutoff."""
+    cutoff_width: float = _D["cutoff_width"]
+    """Width of the smooth switch below the cutoff, in length units."""
+    cutoff_width_adaptive: float = 1.0
+    """Unused (no adaptive cutoff); accepted for ``pet`` options files."""
+    d_pet: int = _D["d_pet"]
+    """Width of the edge tokens."""
+    d_head: int = _D["d_head"]
+    """Hidden width of the read-out heads."""
+    d_node: int = _D["d_node"]
+    """Width of the per-atom features fed to the heads."""
+    d_feedforward: int = _D["d_feedforward"]
+    """Hidden width of the transformer feed-forward blocks."""
+    num_heads: int = _D["num_heads"]
+    """Attention heads per attention layer (must divide ``d_pet``)."""
+    num_attention_layers: int = _D["num_attention_layers"]
+    """Transformer blocks in every message-passing layer."""
+    num_gnn_layers: int = _D["num_gnn_layers"]
+    """Message-passing layers; the receptive field is this times the cutoff."""
+    normalization: Literal["RMSNorm", "LayerNorm"] = _D["normalization"]
+    """Normalisation used inside the transformer blocks."""
+    activation: Literal["SiLU", "SwiGLU"] = _D["activation"]
+    """Activation of the transformer feed-forward blocks."""
+    attention_temperature: float = _D["attention_temperature"]
+    """Attention logits are divided by this number."""
+    transformer_type: Literal["PreLN", "PostLN"] = _D["transformer_type"]
+    """Normalise before (``PreLN``) or after (``PostLN``) each sub-block."""
+    featurizer_type: Literal["residual", "feedforward"] = _D["featurizer_type"]
+    """``feedforward``: read out after the last layer; ``residual``: after every
+    layer, summed."""
+    zbl: bool = False
+    """Not implemented in pet_mta: must be ``false``."""
+    long_range: LongRangeHypers = init_with_defaults(LongRangeHypers)
+    """Not implemented in pet_mta: ``enable`` must stay ``false``."""
+    system_conditioning: bool = False
+    """Not implemented in pet_mta: must be ``false``."""
+    max_charge: int = 10
+    """Unused (no system conditioning)."""
+    max_spin_multiplicity: int = 10
+    """Unused (no system conditioning)."""
+
+
+class NoFinetuneHypers(TypedDict):
+    """No fine-tuning: train from scratch (or restart)."""
+
+    read_from: None = None
+    """``null``: no fine-tuning; the other keys are then ignored."""
+    method: NotRequired[Any]
+    config: NotRequired[Any]
+    inherit_heads: NotRequired[Any]
+
+
+class FinetuneHypers(TypedDict):
+    """Fine-tune a pet_mta checkpoint on the training set of this run."""
+
+    read_from: str
+    """Path of the ``.ckpt`` file to start from."""
+    method: Literal["full", "heads"] = "full"
+    """``full``: train every weight; ``heads``: train only the read-out heads of
+    every target (the transformer is frozen)."""
+    config: NotRequired[Any]
+    """Unused by ``full`` and ``heads``."""
+    inherit_heads: dict[str, str] = {}
+    """``{new target: existing target}``: start the heads of a new target from a
+    copy of an existing target's heads instead of random weights."""
+
+
+class TrainerHypers(TypedDict):
+    """Training hyper-parameters; names and meanings follow metatrain's ``pet``."""
+
+    distributed: NotRequired[bool]
+    """Data-parallel training (torch DDP) over the processes of the launcher; when
+    unset, enabled automatically under more than one SLURM task."""
+    distributed_port: int = 39591
+    """Port used by the processes of a distributed run to talk to each other."""
+    batch_size: int = 16
+    """Structures per optimisation step (per process in distributed runs)."""
+    num_epochs: int = 1000
+    """Number of passes over the training set."""
+    warmup_fraction: float = 0.01
+    """Fraction of all optimisation steps spent ramping the learning rate up
+    linearly from zero; the rest follows a cosine decay to zero."""
+    learning_rate: float = 1e-4
+    """Peak learning rate of Adam/AdamW."""
+    weight_decay: Optional[float] = None
+    """``null``: Adam; a number: AdamW with this decoupled weight decay."""
+    log_interval: int = 1
+    """Log training metrics every this many epochs (validation: every epoch)."""
+    checkpoint_interval: int = 100
+    """Write ``model_<epoch>.ckpt`` every this many epochs."""
+    atomic_baseline: FixedCompositionWeights | str = {}
+    """Per-species baselines. By default fitted by least squares on the training
+    set for every scalar target; ``{target: value}`` or
+    ``{target: {Z: value}}`` fixes some of them; a path to a composition-model
+    checkpoint loads them all. Stored inside the exported model."""
+    scale_targets: bool = True
+    """Learn targets divided by their root-mean-square per-atom value (after the
+    baseline); the scale is stored inside the exported model."""
+    fixed_scaling_weights: FixedScalerWeights | str = {}
+    """``{target: scale}`` fixes the scale of some targets instead of fitting it
+    (a single number per target; per-species scales are not supported)."""
+    per_structure_targets: list[str] = []
+    """Targets whose loss and errors are computed per structure instead of per
+    atom."""
+    num_workers: Optional[int] = None
+    """Processes for data loading; chosen automatically when ``null``."""
+    log_mae: bool = True
+    """Log the mean absolute error next to the root-mean-square error."""
+    log_separate_blocks: bool = False
+    """Log the errors of every block of multi-block targets separately."""
+    best_model_metric: Literal["rmse_prod", "mae_prod", "loss"] = "mae_prod"
+    """Validation metric that selects the model kept at the end: the product of
+    the RMSEs (or MAEs) of all targets and gradients, or the validation loss."""
+    grad_clip_norm: float = 1.0
+    """Gradients are rescaled so that their global norm is at most this value."""
+    loss: str | dict[str, LossSpecification | str] = "mse"
+    """Loss function(s) and their weights, per target and gradient, as for every
+    metatrain architecture."""
+    max_atoms_per_batch: Optional[int] = None
+    """If set, batches are packed up to this number of atoms instead of holding
+    ``batch_size`` structures."""
+    min_atoms_per_batch: int = 0
+    """With ``max_atoms_per_batch``: drop batches with fewer atoms than this."""
+    finetune: NoFinetuneHypers | FinetuneHypers = {
+        "read_from": None,
+        "method": "full",
+        "config": {},
+        "inherit_heads": {},
+    }
+    """Start from the weights of an existing pet_mta checkpoint (see
+    :class:`FinetuneHypers`)."""

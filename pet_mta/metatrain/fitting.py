@@ -1,0 +1,139 @@
+"""Composition baseline and target scale, fitted on the training set and stored in
+the core model's read-outs (so exported models carry them).
+
+The baseline uses metatrain's composition model (least squares on the atom counts,
+or fixed/loaded values from ``atomic_baseline``); the scale is the root mean square
+of the per-atom residual after the baseline.
+"""
+
+import logging
+import math
+from typing import Dict, List, Union
+
+import torch
+from metatrain.composition import CompositionModel, train_or_load_composition_model
+from metatrain.utils.data import DatasetInfo
+
+from ..model import PET
+
+
+def fit_baseline(
+    pet: PET,
+    dataset_info: DatasetInfo,
+    atomic_baseline: Union[dict, str],
+    train_datasets: list,
+    batch_size: int,
+    is_distributed: bool,
+    checkpoint_dir: str,
+) -> None:
+    """Fit the per-species baseline of every scalar target and store it in ``pet``.
+
+    Cartesian targets have no baseline (a constant vector per species would break
+    rotational equivariance).
+    """
+    scalars = {
+        name: info
+        for name, info in dataset_info.targets.items()
+        if info.is_scalar and name in pet.readouts
+    }
+    if not scalars:
+        return
+    composition = CompositionModel.from_valid_targets(
+        DatasetInfo(
+            length_unit=dataset_info.length_unit,
+            atomic_types=pet.atomic_types,
+            targets=scalars,
+            extra_data=dataset_info.extra_data,
+        ),
+        pet.atomic_types,
+    )
+    train_or_load_composition_model(
+        composition_model=composition,
+        atomic_baseline=atomic_baseline,
+        train_datasets=train_datasets,
+        other_additive_models=[],
+        batch_size=batch_size,
+        is_distributed=is_distributed,
+        checkpoint_dir=checkpoint_dir,
+    )
+    for name in scalars:
+        if name not in composition.model.weights:
+            continue
+        block = composition.model.weights[name].block()
+        readout = pet.readouts[name]
+        with torch.no_grad():
+            for row, atomic_type in enumerate(block.samples.values[:, 0].tolist()):
+                index = pet.atomic_types.index(int(atomic_type))
+                readout.baseline[index] = block.values[row].to(readout.baseline)
+        logging.info(f"baseline of '{name}': {pet.get_baseline(name)}")
+
+
+def _per_atom_residuals(
+    pet: PET, name: str, per_atom: bool, sample
+) -> List[torch.Tensor]:
+    """Target values minus baseline, per atom (per-system values divided by the
+    number of atoms), flattened."""
+    system = sample["system"] if isinstance(sample, dict) else sample.system
+    values = sample[name].block().values.detach().to(torch.float64)
+    values = values.reshape(values.shape[0], -1)
+    types = system.types.to(torch.long)
+    index = pet.type_to_index[types]
+    baseline = pet.readouts[name].baseline.to(torch.float64)
+    if per_atom:
+        return [(values - baseline[index]).reshape(-1)]
+    n_atoms = max(len(types), 1)
+    total = values - baseline[index].sum(0, keepdim=True)
+    return [(total / n_atoms).reshape(-1)]
+
+
+def fit_scales(
+    pet: PET,
+    dataset_info: DatasetInfo,
+    fixed: Union[dict, str],
+    train_datasets: list,
+) -> Dict[str, float]:
+    """Set the scale of every target to the RMS of its per-atom residual.
+
+    :param fixed: ``{target: scale}`` for the targets whose scale is given
+    :return: the scale of every target
+    """
+    if isinstance(fixed, str):
+        raise ValueError(
+            "pet_mta stores one scale per target inside the model: give "
+            "`fixed_scaling_weights` as {target: value}, not a scaler checkpoint"
+        )
+    scales: Dict[str, float] = {}
+    for name, info in dataset_info.targets.items():
+        if name in fixed:
+            value = fixed[name]
+            if not isinstance(value, (int, float)):
+                raise ValueError(
+                    f"fixed_scaling_weights['{name}'] must be a single number: "
+                    "pet_mta does not use per-species scales"
+                )
+            scales[name] = float(value)
+            continue
+        squares = 0.0
+        count = 0
+        for dataset in train_datasets:
+            for i in range(len(dataset)):
+                sample = dataset[i]._asdict()
+                if name not in sample:
+                    continue
+                for residual in _per_atom_residuals(pet, name, info.per_atom, sample):
+                    residual = residual[~torch.isnan(residual)]
+                    squares += float((residual**2).sum())
+                    count += residual.numel()
+        scale = math.sqrt(squares / count) if count > 0 else 1.0
+        scales[name] = scale if scale > 1e-12 and math.isfinite(scale) else 1.0
+    for name, scale in scales.items():
+        pet.set_scale(name, scale)
+    logging.info(f"target scales: {scales}")
+    return scales
+
+
+def unit_scales(pet: PET) -> Dict[str, float]:
+    """Scale 1 for every target (``scale_targets: false``)."""
+    for name in pet.readouts:
+        pet.set_scale(name, 1.0)
+    return {name: 1.0 for name in pet.readouts}

@@ -1,0 +1,236 @@
+"""The metatrain face of :class:`pet_mta.PET`: hypers, checkpoints, restart, export.
+
+``PETModel`` holds one core :class:`pet_mta.PET` as ``self.pet``; everything the
+network computes happens there, and :meth:`PETModel.export` exports exactly that
+module, so models trained with ``mtt train`` are ordinary pet_mta models.
+"""
+
+import logging
+from typing import Any, Dict, List, Literal, Optional
+
+import torch
+from metatensor.torch import Labels, TensorMap
+from metatomic.torch import (
+    AtomisticModel,
+    ModelCapabilities,
+    ModelMetadata,
+    ModelOutput,
+    NeighborListOptions,
+    System,
+)
+from metatrain.utils.abc import ModelInterface
+from metatrain.utils.data import DatasetInfo
+from metatrain.utils.hypers import raise_if_hypers_mismatch
+from metatrain.utils.metadata import merge_metadata
+
+from ..export import default_metadata
+from ..export import export as export_pet
+from ..hypers import DEFAULT_MODEL_HYPERS
+from ..model import PET
+from . import checkpoints
+from .documentation import ModelHypers
+from .targets import model_outputs, targets_from_infos
+
+ARCHITECTURE_NAME = "pet_mta"
+
+
+def core_hypers(hypers: Dict[str, Any]) -> Dict[str, Any]:
+    """The model hypers as :class:`pet_mta.PET` keyword arguments.
+
+    :raises ValueError: for a name the core model does not know
+    """
+    unknown = sorted(set(hypers) - set(DEFAULT_MODEL_HYPERS))
+    if unknown:
+        raise ValueError(f"unknown pet_mta model hyper-parameters: {unknown}")
+    return dict(hypers)
+
+
+class PETModel(ModelInterface[ModelHypers]):
+    """metatrain ``ModelInterface`` around a core :class:`pet_mta.PET`.
+
+    :param hypers: model hypers (see :class:`.documentation.ModelHypers`)
+    :param dataset_info: atomic types, length unit and targets
+    :param metadata: metadata of exported models (defaults to pet_mta's)
+    """
+
+    __checkpoint_version__ = 1
+    __supported_devices__ = ["cuda", "cpu"]
+    __supported_dtypes__ = [torch.float32, torch.float64]
+    __default_metadata__ = default_metadata()
+
+    def __init__(
+        self,
+        hypers: ModelHypers,
+        dataset_info: DatasetInfo,
+        metadata: Optional[ModelMetadata] = None,
+    ) -> None:
+        super().__init__(
+            hypers,
+            dataset_info,
+            metadata if metadata is not None else self.__default_metadata__,
+        )
+        self.atomic_types: List[int] = sorted(dataset_info.atomic_types)
+        self.pet = self._build_pet(dataset_info)
+        self.outputs: Dict[str, ModelOutput] = model_outputs(
+            dataset_info.targets, self.pet
+        )
+        self.has_new_targets = False
+        """Whether :meth:`restart` added targets (new, untrained heads)."""
+        self.untrained_targets: List[str] = list(dataset_info.targets)
+        """Targets whose baseline and scale the trainer still has to fit."""
+
+    def _build_pet(self, dataset_info: DatasetInfo) -> PET:
+        return PET(
+            atomic_types=self.atomic_types,
+            targets=targets_from_infos(dataset_info.targets),
+            length_unit=dataset_info.length_unit,
+            **core_hypers(dict(self.hypers)),
+        )
+
+    # ------------------------------------------------------------- evaluation
+    def forward(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> Dict[str, TensorMap]:
+        """Same as :meth:`pet_mta.PET.forward`."""
+        return self.pet(systems, outputs, selected_atoms)
+
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        """The core model's neighbour list (full, at the cutoff)."""
+        return self.pet.requested_neighbor_lists()
+
+    def supported_outputs(self) -> Dict[str, ModelOutput]:
+        return self.outputs
+
+    # ------------------------------------------------------------- restart
+    def restart(
+        self,
+        dataset_info: DatasetInfo,
+        model_hypers: Optional[Dict[str, Any]] = None,
+    ) -> "PETModel":
+        """Continue training, possibly on new data or with new targets.
+
+        New targets get new (randomly initialised) heads; every existing weight is
+        kept. New atomic types cannot be added, and model hypers cannot change.
+        """
+        if model_hypers:
+            from metatrain.utils.architectures import get_default_hypers
+
+            raise_if_hypers_mismatch(
+                self.hypers,
+                model_hypers,
+                default_hypers=get_default_hypers(ARCHITECTURE_NAME)["model"],
+            )
+        new_types = sorted(set(dataset_info.atomic_types) - set(self.atomic_types))
+        if new_types:
+            raise ValueError(
+                f"the dataset has atomic types {new_types} that the model was not "
+                f"trained on (it knows {self.atomic_types}); train a new model"
+            )
+        for name, info in dataset_info.targets.items():
+            old = self.dataset_info.targets.get(name)
+            if old is not None and not old.is_compatible_with(info):
+                raise ValueError(
+                    f"target '{name}' of the new dataset is incompatible with the "
+                    "target of the same name in the model"
+                )
+        merged = self.dataset_info.union(dataset_info)
+        added = [name for name in merged.targets if name not in self.outputs]
+        merged.atomic_types = self.atomic_types
+        if added:
+            logging.info(f"adding new targets to the model: {added}")
+            state = self.pet.state_dict()
+            parameter = next(self.pet.parameters())
+            self.pet = self._build_pet(merged).to(parameter.device, parameter.dtype)
+            missing, unexpected = self.pet.load_state_dict(state, strict=False)
+            assert len(unexpected) == 0
+            assert all(key.startswith("readouts.") for key in missing)
+            self.has_new_targets = True
+            self.untrained_targets = list(self.untrained_targets) + added
+        self.dataset_info = merged
+        self.outputs = model_outputs(merged.targets, self.pet)
+        return self
+
+    # ------------------------------------------------------------- checkpoints
+    def get_checkpoint(self) -> Dict[str, Any]:
+        """Everything needed to rebuild this model (no trainer state)."""
+        return {
+            "architecture_name": ARCHITECTURE_NAME,
+            "model_ckpt_version": self.__checkpoint_version__,
+            "metadata": self.metadata,
+            "model_data": {
+                "model_hypers": dict(self.hypers),
+                "dataset_info": self.dataset_info,
+            },
+            "model_state_dict": self.state_dict(),
+            "best_model_state_dict": None,
+            "epoch": None,
+            "best_epoch": None,
+        }
+
+    @classmethod
+    def load_checkpoint(
+        cls,
+        checkpoint: Dict[str, Any],
+        context: Literal["restart", "finetune", "export"],
+    ) -> "PETModel":
+        """Rebuild the model: the latest weights to restart, the best ones (by
+        validation metric) to fine-tune or export."""
+        if context == "restart":
+            logging.info(f"Using latest model from epoch {checkpoint['epoch']}")
+            state = checkpoint["model_state_dict"]
+        elif context in ("finetune", "export"):
+            logging.info(f"Using best model from epoch {checkpoint['best_epoch']}")
+            state = checkpoint["best_model_state_dict"]
+            if state is None:
+                state = checkpoint["model_state_dict"]
+        else:
+            raise ValueError(f"unknown checkpoint context '{context}'")
+        data = checkpoint["model_data"]
+        model = cls(
+            data["model_hypers"], data["dataset_info"], checkpoint.get("metadata")
+        )
+        dtype = next(v for v in state.values() if v.is_floating_point()).dtype
+        model.to(dtype)
+        model.load_state_dict(state)
+        model.untrained_targets = []
+        return model
+
+    @classmethod
+    def upgrade_checkpoint(cls, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+        return checkpoints.upgrade(
+            checkpoint, "model", cls.__checkpoint_version__, checkpoints.MODEL_UPGRADES
+        )
+
+    # ------------------------------------------------------------- export
+    def export(self, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
+        """Export the core :class:`pet_mta.PET` (baseline and scale included).
+
+        Every output is declared per-atom capable (engines may ask for per-atom
+        energies; per-system values are sums).
+        """
+        dtype = next(self.parameters()).dtype
+        if dtype not in self.__supported_dtypes__:
+            raise ValueError(f"unsupported dtype {dtype} for pet_mta")
+        exported = export_pet(self.pet, merge_metadata(self.metadata, metadata))
+        capabilities = exported.capabilities()
+        outputs = {
+            name: ModelOutput(
+                quantity=output.quantity,
+                unit=output.unit,
+                sample_kind="atom",
+                description=output.description,
+            )
+            for name, output in self.pet.output_capabilities().items()
+        }
+        capabilities = ModelCapabilities(
+            outputs=outputs,
+            atomic_types=capabilities.atomic_types,
+            interaction_range=capabilities.interaction_range,
+            length_unit=capabilities.length_unit,
+            supported_devices=capabilities.supported_devices,
+            dtype=capabilities.dtype,
+        )
+        return AtomisticModel(exported.module, exported.metadata(), capabilities)

@@ -1,0 +1,68 @@
+"""metatrain ``TargetInfo`` -> :class:`pet_mta.Target` and the matching outputs."""
+
+from typing import Dict, List
+
+from metatomic.torch import ModelOutput
+from metatrain.utils.data import TargetInfo
+
+from ..model import PET
+from ..targets import Target
+
+
+def target_from_info(name: str, info: TargetInfo) -> Target:
+    """The :class:`pet_mta.Target` predicting the metatrain target ``name``.
+
+    :raises ValueError: for spherical, atomic-basis, rank > 1 Cartesian or atom-pair
+        targets, which pet_mta does not predict
+    """
+    if info.sample_kind not in ("system", "atom"):
+        raise ValueError(
+            f"target '{name}': pet_mta predicts per-system and per-atom targets, "
+            f"not '{info.sample_kind}' ones"
+        )
+    if len(info.layout.keys) != 1:
+        raise ValueError(
+            f"target '{name}' has {len(info.layout.keys)} blocks; pet_mta only "
+            "predicts single-block scalar and Cartesian-vector targets"
+        )
+    block = info.layout.block()
+    n_properties = len(block.properties)
+    if info.is_scalar:
+        kind = "scalar"
+    elif info.is_cartesian and len(block.components) == 1:
+        kind = "cartesian"
+    else:
+        raise ValueError(
+            f"target '{name}': pet_mta predicts scalars and Cartesian vectors "
+            "(rank 1) only, not spherical tensors or higher-rank Cartesian tensors"
+        )
+    return Target(
+        name=name,
+        kind=kind,
+        unit=info.unit,
+        quantity=info.quantity,
+        n_properties=n_properties,
+        description=info.description,
+    )
+
+
+def targets_from_infos(infos: Dict[str, TargetInfo]) -> List[Target]:
+    """:func:`target_from_info` for every target, in order."""
+    return [target_from_info(name, info) for name, info in infos.items()]
+
+
+def model_outputs(infos: Dict[str, TargetInfo], pet: PET) -> Dict[str, ModelOutput]:
+    """What the model computes: every target with the sample kind of its dataset,
+    then the core model's other outputs (features, last-layer features)."""
+    outputs: Dict[str, ModelOutput] = {}
+    for name, info in infos.items():
+        outputs[name] = ModelOutput(
+            quantity=info.quantity,
+            unit=info.unit,
+            sample_kind=info.sample_kind,
+            description=info.description,
+        )
+    for name, output in pet.output_capabilities().items():
+        if name not in outputs:
+            outputs[name] = output
+    return outputs

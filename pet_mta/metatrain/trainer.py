@@ -1,0 +1,429 @@
+"""Training loop of pet_mta under metatrain (``mtt train``).
+
+One epoch = one pass over the (rotation-augmented) training set with Adam/AdamW,
+warm-up + cosine learning rate and gradient clipping, then a validation pass whose
+metrics are logged and select the best model. Forces and stress come from autograd
+(``evaluate_model``), so their loss is differentiated twice. The loss compares
+predictions and targets divided by each target's scale (per atom for per-system
+targets, unless listed in ``per_structure_targets``); metrics are in physical units.
+"""
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Union
+
+import torch
+import torch.distributed
+from metatensor.torch import TensorBlock, TensorMap
+from metatrain.utils.abc import TrainerInterface
+from metatrain.utils.data import unpack_batch
+from metatrain.utils.distributed.distributed_data_parallel import (
+    DistributedDataParallel,
+)
+from metatrain.utils.distributed.slurm import resolve_distributed
+from metatrain.utils.evaluate_model import evaluate_model
+from metatrain.utils.io import check_file_extension
+from metatrain.utils.logging import ROOT_LOGGER, MetricLogger
+from metatrain.utils.loss import LossAggregator
+from metatrain.utils.metrics import MAEAccumulator, RMSEAccumulator, get_selected_metric
+from metatrain.utils.per_atom import average_by_num_atoms
+from metatrain.utils.transfer import batch_to
+
+from . import checkpoints
+from .data import make_loaders
+from .distributed import init_process_group
+from .documentation import TrainerHypers
+from .finetune import apply_finetune, trainable_parameters
+from .fitting import fit_baseline, fit_scales, unit_scales
+from .model import PETModel
+from .schedule import warmup_cosine
+
+
+def map_values(tensor: TensorMap, function) -> TensorMap:
+    """Apply ``function`` to the values of every block and gradient of ``tensor``."""
+    blocks = []
+    for block in tensor.blocks():
+        new = TensorBlock(
+            values=function(block.values),
+            samples=block.samples,
+            components=block.components,
+            properties=block.properties,
+        )
+        for parameter, gradient in block.gradients():
+            new.add_gradient(
+                parameter,
+                TensorBlock(
+                    values=function(gradient.values),
+                    samples=gradient.samples,
+                    components=gradient.components,
+                    properties=gradient.properties,
+                ),
+            )
+        blocks.append(new)
+    return TensorMap(tensor.keys, blocks)
+
+
+def normalised(
+    tensors: Dict[str, TensorMap], scales: Dict[str, float]
+) -> Dict[str, TensorMap]:
+    """Every tensor divided by the scale of its target (gradients included)."""
+    return {
+        name: map_values(t, lambda v, s=scales[name]: v / s)
+        for name, t in tensors.items()
+    }
+
+
+class _Metrics:
+    """RMSE (and MAE) accumulators of one pass over a data set."""
+
+    def __init__(self, hypers: Dict[str, Any]):
+        separate = hypers["log_separate_blocks"]
+        self.accumulators = [RMSEAccumulator(separate)]
+        if hypers["log_mae"]:
+            self.accumulators.append(MAEAccumulator(separate))
+        self.not_per_atom = ["positions_gradients"] + hypers["per_structure_targets"]
+
+    def update(self, predictions, targets, extra_data) -> None:
+        for accumulator in self.accumulators:
+            accumulator.update(predictions, targets, extra_data)
+
+    def finalize(self, loss: float, distributed: bool, device) -> Dict[str, float]:
+        result = {"loss": loss}
+        for accumulator in self.accumulators:
+            result.update(
+                accumulator.finalize(
+                    not_per_atom=self.not_per_atom,
+                    is_distributed=distributed,
+                    device=device,
+                )
+            )
+        return result
+
+
+class Trainer(TrainerInterface[TrainerHypers]):
+    """Trains a :class:`~pet_mta.metatrain.model.PETModel`; see the module doc."""
+
+    __checkpoint_version__ = 1
+
+    def __init__(self, hypers: TrainerHypers) -> None:
+        super().__init__(hypers)
+        self.epoch: Optional[int] = None
+        """Last completed epoch (``None`` before the first one)."""
+        self.best_epoch: Optional[int] = None
+        self.best_metric: Optional[float] = None
+        self.best_model_state_dict: Optional[Dict[str, Any]] = None
+        self.optimizer_state_dict: Optional[Dict[str, Any]] = None
+        self.scheduler_state_dict: Optional[Dict[str, Any]] = None
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        model: PETModel,
+        dtype: torch.dtype,
+        devices: List[torch.device],
+        train_datasets: list,
+        val_datasets: list,
+        checkpoint_dir: str,
+    ) -> None:
+        hypers = self.hypers
+        if dtype not in PETModel.__supported_dtypes__:
+            raise ValueError(f"pet_mta trains in float32 or float64, not {dtype}")
+        distributed = resolve_distributed(hypers.get("distributed"))
+        if distributed:
+            device, world_size, rank = init_process_group(
+                hypers["distributed_port"], devices
+            )
+            logging.info(f"training on {world_size} processes, dtype {dtype}")
+        else:
+            device, world_size, rank = devices[0], 1, 0
+            logging.info(f"training on {device}, dtype {dtype}")
+
+        if hypers["finetune"]["read_from"] is not None:
+            apply_finetune(
+                model.pet,
+                hypers["finetune"],
+                fresh_start=self.optimizer_state_dict is None,
+            )
+        model.to(device=device, dtype=dtype)
+
+        names = _target_names(train_datasets, model)
+        targets = {name: model.dataset_info.targets[name] for name in names}
+        self._fit_normalisation(
+            model, names, train_datasets, distributed, checkpoint_dir
+        )
+        scales = {name: float(model.pet.readouts[name].scale[0]) for name in names}
+
+        train_loader, val_loader, epoch_samplers = make_loaders(
+            model,
+            model.dataset_info,
+            hypers,
+            train_datasets,
+            val_datasets,
+            world_size,
+            rank,
+        )
+        loss_config = hypers["loss"]
+        if isinstance(loss_config, str):
+            loss_config = {name: {"type": loss_config} for name in names}
+        loss_fn = LossAggregator(targets=targets, config=loss_config)
+
+        parameters = trainable_parameters(model)
+        if hypers["weight_decay"] is None:
+            optimizer = torch.optim.Adam(parameters, lr=hypers["learning_rate"])
+        else:
+            optimizer = torch.optim.AdamW(
+                parameters,
+                lr=hypers["learning_rate"],
+                weight_decay=hypers["weight_decay"],
+            )
+        scheduler = warmup_cosine(
+            optimizer,
+            hypers["num_epochs"] * len(train_loader),
+            hypers["warmup_fraction"],
+        )
+        if self.optimizer_state_dict is not None and not model.has_new_targets:
+            optimizer.load_state_dict(self.optimizer_state_dict)
+            if self.scheduler_state_dict is not None:
+                scheduler.load_state_dict(self.scheduler_state_dict)
+
+        network = model
+        if distributed:
+            network = DistributedDataParallel(model, device_ids=None)
+        if self.best_metric is None:
+            self.best_metric = float("inf")
+
+        step = _Step(
+            network, targets, loss_fn, scales, hypers, dtype, device, distributed
+        )
+        first_epoch = 0 if self.epoch is None else self.epoch + 1
+        metric_logger = None
+        logging.info(f"training epochs {first_epoch} to {hypers['num_epochs'] - 1}")
+        for epoch in range(first_epoch, hypers["num_epochs"]):
+            start = time.perf_counter()
+            for sampler in epoch_samplers:
+                sampler.set_epoch(epoch)
+            log_now = epoch == first_epoch or epoch % hypers["log_interval"] == 0
+
+            model.train()
+            train_metrics = _Metrics(hypers)
+            train_loss = 0.0
+            for batch in train_loader:
+                optimizer.zero_grad()
+                loss, predictions, batch_targets, extra = step(batch, training=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, hypers["grad_clip_norm"])
+                optimizer.step()
+                scheduler.step()
+                train_loss += _reduced(loss, distributed)
+                if log_now:
+                    train_metrics.update(predictions, batch_targets, extra)
+
+            model.eval()
+            val_metrics = _Metrics(hypers)
+            val_loss = 0.0
+            with torch.set_grad_enabled(step.needs_gradients):
+                for batch in val_loader:
+                    loss, predictions, batch_targets, extra = step(
+                        batch, training=False
+                    )
+                    val_loss += _reduced(loss, distributed)
+                    val_metrics.update(predictions, batch_targets, extra)
+            val_info = val_metrics.finalize(val_loss, distributed, device)
+
+            if log_now:
+                train_info = train_metrics.finalize(train_loss, distributed, device)
+                if metric_logger is None:
+                    metric_logger = MetricLogger(
+                        log_obj=ROOT_LOGGER,
+                        dataset_info=model.dataset_info,
+                        initial_metrics=[train_info, val_info],
+                        names=["training", "validation"],
+                    )
+                metric_logger.log(
+                    metrics=[train_info, val_info],
+                    epoch=epoch,
+                    rank=rank,
+                    learning_rate=optimizer.param_groups[0]["lr"],
+                )
+                logging.info(f"epoch {epoch} took {time.perf_counter() - start:.2f} s")
+
+            metric = get_selected_metric(val_info, hypers["best_model_metric"])
+            if metric < self.best_metric:
+                self.best_metric = metric
+                self.best_epoch = epoch
+                self.best_model_state_dict = copy.deepcopy(model.state_dict())
+
+            self.epoch = epoch
+            self.optimizer_state_dict = optimizer.state_dict()
+            self.scheduler_state_dict = scheduler.state_dict()
+            if epoch % hypers["checkpoint_interval"] == 0:
+                if distributed:
+                    torch.distributed.barrier()
+                if rank == 0:
+                    self.save_checkpoint(
+                        model, Path(checkpoint_dir) / f"model_{epoch}.ckpt"
+                    )
+
+        self.optimizer_state_dict = optimizer.state_dict()
+        self.scheduler_state_dict = scheduler.state_dict()
+        model.has_new_targets = False
+        if distributed:
+            torch.distributed.destroy_process_group()
+
+    def _fit_normalisation(
+        self,
+        model: PETModel,
+        names: List[str],
+        train_datasets: list,
+        distributed: bool,
+        checkpoint_dir: str,
+    ) -> None:
+        """Fit baseline and scale of the targets whose heads are untrained (all of
+        them for a new model; none when resuming or fine-tuning existing targets)."""
+        to_fit = [name for name in names if name in model.untrained_targets]
+        if not to_fit:
+            logging.info("keeping the baselines and scales stored in the model")
+            return
+        info = copy.copy(model.dataset_info)
+        info.targets = {name: model.dataset_info.targets[name] for name in to_fit}
+        baseline = self.hypers["atomic_baseline"]
+        if isinstance(baseline, dict):
+            baseline = {k: v for k, v in baseline.items() if k in to_fit}
+        with torch.no_grad():
+            fit_baseline(
+                model.pet,
+                info,
+                baseline,
+                train_datasets,
+                self.hypers["batch_size"],
+                distributed,
+                checkpoint_dir,
+            )
+            if self.hypers["scale_targets"]:
+                fit_scales(
+                    model.pet,
+                    info,
+                    self.hypers["fixed_scaling_weights"],
+                    train_datasets,
+                )
+            else:
+                unit_scales(model.pet)
+        model.untrained_targets = [
+            t for t in model.untrained_targets if t not in to_fit
+        ]
+
+    # --------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, model: PETModel, path: Union[str, Path]) -> None:
+        """Model checkpoint + trainer state (epoch, optimiser, scheduler, best
+        model) in one ``.ckpt`` file."""
+        checkpoint = model.get_checkpoint()
+        checkpoint.update(
+            {
+                "trainer_ckpt_version": self.__checkpoint_version__,
+                "train_hypers": self.hypers,
+                "epoch": self.epoch,
+                "best_epoch": self.best_epoch,
+                "best_metric": self.best_metric,
+                "best_model_state_dict": self.best_model_state_dict,
+                "optimizer_state_dict": self.optimizer_state_dict,
+                "scheduler_state_dict": self.scheduler_state_dict,
+            }
+        )
+        torch.save(checkpoint, check_file_extension(path, ".ckpt"))
+
+    @classmethod
+    def load_checkpoint(
+        cls,
+        checkpoint: Dict[str, Any],
+        hypers: TrainerHypers,
+        context: Literal["restart", "finetune"],
+    ) -> "Trainer":
+        """``restart``: continue at the next epoch with the saved optimiser and
+        scheduler; ``finetune``: a fresh trainer (new data, new schedule)."""
+        trainer = cls(hypers)
+        if context == "restart":
+            trainer.epoch = checkpoint["epoch"]
+            trainer.best_epoch = checkpoint["best_epoch"]
+            trainer.best_metric = checkpoint["best_metric"]
+            trainer.best_model_state_dict = checkpoint["best_model_state_dict"]
+            trainer.optimizer_state_dict = checkpoint["optimizer_state_dict"]
+            trainer.scheduler_state_dict = checkpoint["scheduler_state_dict"]
+        elif context != "finetune":
+            raise ValueError(f"unknown checkpoint context '{context}'")
+        return trainer
+
+    @classmethod
+    def upgrade_checkpoint(cls, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+        return checkpoints.upgrade(
+            checkpoint,
+            "trainer",
+            cls.__checkpoint_version__,
+            checkpoints.TRAINER_UPGRADES,
+        )
+
+
+class _Step:
+    """Evaluate one batch: predictions, per-atom averaging, normalised loss."""
+
+    def __init__(
+        self, network, targets, loss_fn, scales, hypers, dtype, device, distributed
+    ):
+        self.network = network
+        self.targets = targets
+        self.loss_fn = loss_fn
+        self.scales = scales
+        self.per_structure = list(hypers["per_structure_targets"])
+        self.dtype = dtype
+        self.device = device
+        self.distributed = distributed
+        self.needs_gradients = any(len(t.gradients) > 0 for t in targets.values())
+
+    def __call__(self, batch, training: bool):
+        systems, targets, extra = unpack_batch(batch)
+        systems, targets, extra = batch_to(
+            systems, targets, extra, dtype=self.dtype, device=self.device
+        )
+        predictions = evaluate_model(
+            self.network,
+            systems,
+            {name: self.targets[name] for name in targets},
+            is_training=training,
+        )
+        predictions = average_by_num_atoms(predictions, systems, self.per_structure)
+        targets = average_by_num_atoms(targets, systems, self.per_structure)
+        loss = self.loss_fn(
+            normalised(predictions, self.scales),
+            normalised(targets, self.scales),
+            extra,
+        )
+        if training and self.distributed:
+            # every parameter must take part in the graph for DDP
+            loss = loss + 0.0 * sum(
+                p.sum() for p in self.network.parameters() if p.requires_grad
+            )
+        detached = {
+            name: map_values(t, torch.Tensor.detach) for name, t in predictions.items()
+        }
+        return loss, detached, targets, extra
+
+
+def _reduced(loss: torch.Tensor, distributed: bool) -> float:
+    """The loss of this batch summed over processes, as a number."""
+    value = loss.detach().clone()
+    if distributed:
+        torch.distributed.all_reduce(value)
+    return float(value)
+
+
+def _target_names(train_datasets: list, model: PETModel) -> List[str]:
+    """Targets present in the training data (in the model's order)."""
+    present = set()
+    for dataset in train_datasets:
+        if len(dataset) > 0:
+            present.update(dataset[0]._asdict().keys())
+    names = [name for name in model.dataset_info.targets if name in present]
+    if not names:
+        raise ValueError("the training set contains none of the model's targets")
+    return names
