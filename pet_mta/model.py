@@ -24,7 +24,7 @@ from .modules.graph import build_edge_graph
 from .modules.readout import TargetReadout
 from .modules.tensormaps import make_tensormap
 from .modules.tokens import EdgeTokenizer
-from .modules.transformer import TransformerBlock
+from .modules.transformer import TransformerBlock, log_key_weights
 from .targets import Target, make_targets
 
 
@@ -69,7 +69,7 @@ class GNNLayer(torch.nn.Module):
         distances: torch.Tensor,
         messages: torch.Tensor,
         dense_index: torch.Tensor,
-        key_weights: torch.Tensor,
+        key_bias: torch.Tensor,
         max_tokens: int,
     ) -> torch.Tensor:
         """:return: packed output tokens ``[N + E, d_pet]`` (centres first)."""
@@ -81,7 +81,7 @@ class GNNLayer(torch.nn.Module):
             ]
         )
         for block in self.blocks:
-            tokens = block(tokens, dense_index, key_weights, n_atoms, max_tokens)
+            tokens = block(tokens, dense_index, key_bias, n_atoms, max_tokens)
         return tokens
 
 
@@ -232,16 +232,20 @@ class PET(torch.nn.Module):
         n_atoms = graph.species.shape[0]
         edge_weights = self.cutoff_function(graph.distances)
 
-        # attention weight of every slot of every sequence: 1 centre, f_c edges, 0 pad
-        key_weights = torch.zeros(
-            n_atoms * graph.max_tokens, dtype=dtype, device=graph.vectors.device
+        # log attention weight of every slot of every sequence: log 1 = 0 for the
+        # centre, log f_c for edges, -inf for padding
+        key_bias = torch.full(
+            (n_atoms * graph.max_tokens,),
+            -torch.inf,
+            dtype=dtype,
+            device=graph.vectors.device,
         )
-        key_weights = key_weights.index_put(
+        key_bias = key_bias.index_put(
             (graph.dense_index,),
             torch.cat(
                 [
-                    torch.ones(n_atoms, dtype=dtype, device=key_weights.device),
-                    edge_weights,
+                    torch.zeros(n_atoms, dtype=dtype, device=key_bias.device),
+                    log_key_weights(edge_weights),
                 ]
             ),
         ).reshape(n_atoms, graph.max_tokens)
@@ -263,7 +267,7 @@ class PET(torch.nn.Module):
                 graph.distances,
                 messages,
                 graph.dense_index,
-                key_weights,
+                key_bias,
                 graph.max_tokens,
             )
             central = tokens[:n_atoms]

@@ -46,7 +46,8 @@ class CutoffAttention(torch.nn.Module):
     ``w_k`` (1 for the central token, ``f_c(r_ik)`` for edges, 0 for padding) and
     renormalised: ``alpha_qk = exp(l_qk) w_k / sum_k' exp(l_qk') w_k'``. A neighbour at
     the cutoff therefore contributes exactly nothing, and the central token keeps the
-    denominator away from zero.
+    denominator away from zero. This is computed as ``softmax(l_qk + log w_k)`` (one
+    fused kernel), with ``log 0 = -inf`` for padding.
     """
 
     def __init__(self, width: int, num_heads: int, temperature: float):
@@ -61,14 +62,15 @@ class CutoffAttention(torch.nn.Module):
         self,
         tokens: torch.Tensor,
         dense_index: torch.Tensor,
-        key_weights: torch.Tensor,
+        key_bias: torch.Tensor,
         n_atoms: int,
         max_tokens: int,
     ) -> torch.Tensor:
         """
         :param tokens: packed tokens ``[N + E, d]``
         :param dense_index: ``[N + E]`` position of each token in the ``N x T`` grid
-        :param key_weights: ``[N, T]`` cutoff weight of every slot (0 for padding)
+        :param key_bias: ``[N, T]`` log of the cutoff weight of every slot (``-inf``
+            for padding), see :func:`log_key_weights`
         :return: updated packed tokens ``[N + E, d]``
         """
         width = tokens.shape[1]
@@ -83,16 +85,22 @@ class CutoffAttention(torch.nn.Module):
         value = grid[:, :, 2].transpose(1, 2)
 
         logits = torch.matmul(query, key.transpose(-1, -2)) * self.scale
-        weights = key_weights[:, None, None, :]  # [N, 1, 1, T]
-        # stabilise with the largest logit among real tokens only
-        masked = logits.masked_fill(weights == 0.0, -torch.inf)
-        shift = masked.amax(dim=-1, keepdim=True).detach()
-        scores = torch.exp(masked - shift) * weights
-        alpha = scores / scores.sum(dim=-1, keepdim=True)
+        alpha = torch.softmax(logits + key_bias[:, None, None, :], dim=-1)
 
         mixed = torch.matmul(alpha, value)  # [N, H, T, dh]
         mixed = mixed.transpose(1, 2).reshape(n_atoms * max_tokens, width)
         return self.out(mixed.index_select(0, dense_index))
+
+
+def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
+    """``log w`` with ``log 0 = -inf`` and no ``nan`` in the gradient at ``w = 0``.
+
+    Where ``w = 0`` the attention weight is exactly zero whatever the logits, so no
+    gradient flows to ``w`` there (as for the explicit ``exp(l) w`` form).
+    """
+    positive = weights > 0.0
+    safe = torch.where(positive, weights, torch.ones_like(weights))
+    return torch.where(positive, torch.log(safe), torch.full_like(weights, -torch.inf))
 
 
 class TransformerBlock(torch.nn.Module):
@@ -119,7 +127,7 @@ class TransformerBlock(torch.nn.Module):
         self,
         tokens: torch.Tensor,
         dense_index: torch.Tensor,
-        key_weights: torch.Tensor,
+        key_bias: torch.Tensor,
         n_atoms: int,
         max_tokens: int,
     ) -> torch.Tensor:
@@ -127,13 +135,12 @@ class TransformerBlock(torch.nn.Module):
             tokens = tokens + self.attention(
                 self.norm_attention(tokens),
                 dense_index,
-                key_weights,
+                key_bias,
                 n_atoms,
                 max_tokens,
             )
             return tokens + self.feedforward(self.norm_feedforward(tokens))
         tokens = self.norm_attention(
-            tokens
-            + self.attention(tokens, dense_index, key_weights, n_atoms, max_tokens)
+            tokens + self.attention(tokens, dense_index, key_bias, n_atoms, max_tokens)
         )
         return self.norm_feedforward(tokens + self.feedforward(tokens))
