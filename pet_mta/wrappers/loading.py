@@ -115,7 +115,9 @@ def load_model(
         exported = None
         if hasattr(model, "export") and capabilities is None:
             exported = model.export()
-        elif capabilities is None:
+        elif capabilities is None and hasattr(model, "capabilities"):
+            capabilities = model.capabilities()
+        if exported is None and capabilities is None:
             raise ValueError(
                 "give the capabilities of a module that cannot export itself"
             )
