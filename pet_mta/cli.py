@@ -9,6 +9,7 @@ from typing import List, Optional
 # sets ``func`` (called with the parsed arguments, returns an exit code)
 COMMANDS = [
     "pet_mta.commands.md",
+    "pet_mta.commands.errors",
     "pet_mta.commands.ensemble",
     "pet_mta.commands.symmetrize",
 ]
