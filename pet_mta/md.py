@@ -21,14 +21,14 @@ class NVEResult:
 
     @property
     def drift_per_atom(self) -> float:
-        """Largest |E_tot(t) - E_tot(0)| over the run, per atom (eV/atom)."""
+        """Largest ``|E_tot(t) - E_tot(0)|`` over the run, per atom (eV/atom)."""
         return float(
             np.abs(self.total_energy - self.total_energy[0]).max() / self.n_atoms
         )
 
     @property
     def relative_drift(self) -> float:
-        """Largest |E_tot(t) - E_tot(0)| relative to the kinetic-energy scale."""
+        """Largest ``|E_tot(t) - E_tot(0)|`` relative to the kinetic-energy scale."""
         fluctuation = np.ptp(self.potential_energy)
         return float(
             np.abs(self.total_energy - self.total_energy[0]).max()
