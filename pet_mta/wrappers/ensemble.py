@@ -28,6 +28,7 @@ from metatomic.torch import (
     ModelCapabilities,
     ModelMetadata,
     ModelOutput,
+    NeighborListOptions,
     System,
     unit_conversion_factor,
 )
@@ -66,15 +67,22 @@ class EnsembleModule(torch.nn.Module):
     :param averaged: outputs predicted as the member mean
     :param factors: ``factors[i][name]`` converts member ``i``'s ``name`` to the
         ensemble's unit
+    :param neighbor_lists: every neighbour list the members read (members loaded
+        from files no longer declare them themselves)
+    :param inputs: every custom input the members read
     """
 
     derived: Dict[str, str]
+    inputs: Dict[str, ModelOutput]
+    neighbor_lists: List[NeighborListOptions]
 
     def __init__(
         self,
         members: List[torch.nn.Module],
         averaged: List[str],
         factors: List[Dict[str, float]],
+        neighbor_lists: List[NeighborListOptions],
+        inputs: Dict[str, ModelOutput],
     ):
         super().__init__()
         if len(members) < 2:
@@ -88,6 +96,18 @@ class EnsembleModule(torch.nn.Module):
             if is_energy(name):
                 self.derived[derived_name(name, "ensemble")] = name
                 self.derived[derived_name(name, "uncertainty")] = name
+        self.neighbor_lists = neighbor_lists
+        self.inputs = inputs
+
+    @torch.jit.export
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        """The neighbour lists of all members."""
+        return self.neighbor_lists
+
+    @torch.jit.export
+    def requested_inputs(self) -> Dict[str, ModelOutput]:
+        """The custom inputs of all members."""
+        return self.inputs
 
     def forward(
         self,
@@ -286,7 +306,24 @@ class Ensemble(EnsembleModule):
                     else float(unit_conversion_factor(unit, reference[name].unit))
                 )
             factors.append(factor)
-        super().__init__([m.module for m in loaded], averaged, factors)
+        neighbor_lists: List[NeighborListOptions] = []
+        inputs: Dict[str, ModelOutput] = {}
+        for member in loaded:
+            for options in member.neighbor_lists:
+                if not any(options == other for other in neighbor_lists):
+                    neighbor_lists.append(options)
+            for name, request in member.inputs.items():
+                if name in inputs and (
+                    inputs[name].unit != request.unit
+                    or inputs[name].sample_kind != request.sample_kind
+                ):
+                    raise ValueError(
+                        f"ensemble members request the input '{name}' differently"
+                    )
+                inputs[name] = request
+        super().__init__(
+            [m.module for m in loaded], averaged, factors, neighbor_lists, inputs
+        )
         self.info = _Info(loaded)
 
     @torch.jit.unused
