@@ -250,7 +250,12 @@ def environment_frames(
     upper = (index[:, None] < index[None, :])[None, :, :] & ordered
 
     r_in = inner_cutoff(safe_d, spreads, upper, hypers)
+    # r_in may exceed r_out by up to W0(1/e)/beta + Dr: the outer switch keeps
+    # weights continuous as neighbours leave the frame neighbour list
     radial = cutoff_switch(safe_d, r_in[:, None], hypers.cutoff_width)
+    radial = radial * cutoff_switch(
+        safe_d, torch.full_like(safe_d, hypers.outer_cutoff), hypers.cutoff_width
+    )
     radial = torch.where(mask, radial, torch.zeros_like(radial))
     angular = linear_gate(
         spreads, hypers.spread_start - hypers.spread_width, hypers.spread_width
