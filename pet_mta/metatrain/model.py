@@ -78,6 +78,28 @@ class PETModel(ModelInterface[ModelHypers]):
         """Whether :meth:`restart` added targets (new, untrained heads)."""
         self.untrained_targets: List[str] = list(dataset_info.targets)
         """Targets whose baseline and scale the trainer still has to fit."""
+        self._describe_last_layer()
+
+    def _describe_last_layer(self) -> None:
+        """What metatrain's ``llpr`` wrapper reads from the model it wraps.
+
+        ``core_outputs``: the outputs the network computes;
+        ``last_layer_feature_size``: width of ``mtt::aux::<target>_last_layer_features``
+        (``2 * d_head`` per read-out layer: node hidden, cutoff-weighted edge sum);
+        ``last_layer_parameter_names[target]``: the state-dict names of the weights
+        mapping those features to the target, in the features' order.
+        """
+        self.core_outputs: List[str] = list(self.pet.output_capabilities())
+        n_readout = len(next(iter(self.pet.readouts.values())).node_heads)
+        self.last_layer_feature_size = 2 * int(self.hypers["d_head"]) * n_readout
+        self.last_layer_parameter_names: Dict[str, List[str]] = {}
+        for name in self.pet.readouts.keys():
+            prefix = f"pet.readouts.{name}."
+            self.last_layer_parameter_names[name] = [
+                prefix + f"{kind}_heads.{i}.last.weight"
+                for i in range(n_readout)
+                for kind in ("node", "edge")
+            ]
 
     def _build_pet(self, dataset_info: DatasetInfo) -> PET:
         return PET(
@@ -94,8 +116,17 @@ class PETModel(ModelInterface[ModelHypers]):
         outputs: Dict[str, ModelOutput],
         selected_atoms: Optional[Labels] = None,
     ) -> Dict[str, TensorMap]:
-        """Same as :meth:`pet_mta.PET.forward`."""
-        return self.pet(systems, outputs, selected_atoms)
+        """Same as :meth:`pet_mta.PET.forward`, for the outputs the network has.
+
+        Wrapper architectures (metatrain's ``llpr``) pass on requests for the
+        outputs they add themselves (``energy_uncertainty``, ...): those are left
+        out here, as metatrain's own models do.
+        """
+        known: Dict[str, ModelOutput] = {}
+        for name, output in outputs.items():
+            if name in self.core_outputs:
+                known[name] = output
+        return self.pet(systems, known, selected_atoms)
 
     def requested_neighbor_lists(self) -> List[NeighborListOptions]:
         """The core model's neighbour list (full, at the cutoff)."""
@@ -151,6 +182,7 @@ class PETModel(ModelInterface[ModelHypers]):
             self.untrained_targets = list(self.untrained_targets) + added
         self.dataset_info = merged
         self.outputs = model_outputs(merged.targets, self.pet)
+        self._describe_last_layer()
         return self
 
     # ------------------------------------------------------------- checkpoints
