@@ -52,14 +52,20 @@ def targets_from_infos(infos: Dict[str, TargetInfo]) -> List[Target]:
 
 
 def model_outputs(infos: Dict[str, TargetInfo], pet: PET) -> Dict[str, ModelOutput]:
-    """What the model computes: every target with the sample kind of its dataset,
-    then the core model's other outputs (features, last-layer features)."""
+    """What the model computes: every target, then the core model's other outputs
+    (features, last-layer features).
+
+    Targets are declared per-atom capable whatever the dataset's sample kind (PET
+    predicts atomic contributions; per-system values are their sums), so that
+    wrappers built on these capabilities (metatrain's ``llpr``) can be asked for
+    per-atom values, e.g. the per-atom ``energy_uncertainty`` engines check.
+    """
     outputs: Dict[str, ModelOutput] = {}
     for name, info in infos.items():
         outputs[name] = ModelOutput(
             quantity=info.quantity,
             unit=info.unit,
-            sample_kind=info.sample_kind,
+            sample_kind="atom",
             description=info.description,
         )
     for name, output in pet.output_capabilities().items():
