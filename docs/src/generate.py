@@ -19,6 +19,7 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
     ("training", "Training accuracy against metatrain's PET", "bench/training.py"),
     ("ecse", "ECSE: cost and equivariance error", "bench/ecse.py"),
     ("engines", "Engine overhead (ASE, i-PI)", "bench/engines.py"),
+    ("ensemble", "Ensembles and LLPR uncertainties", "bench/ensemble.py"),
     ("uncertainty", "Ensembles, LLPR and direct forces", "bench/uncertainty.py"),
 ]
 
