@@ -200,8 +200,16 @@ def test_ipi_direct_nve(workdir, model):
 
 
 def test_example_files_are_consistent():
-    """The example's structure is readable and the two inputs share the model."""
+    """The example's structure is readable; run.sh and the inputs agree."""
     atoms = ase.io.read(EXAMPLES / "init.xyz")
     assert len(atoms) == 108 and set(atoms.numbers) == {29}
-    assert "model=model.pt" in (EXAMPLES / "run.sh").read_text()
-    assert "model: model.pt" in (EXAMPLES / "input-direct.xml").read_text()
+    script = (EXAMPLES / "run.sh").read_text()
+    socket_input = (EXAMPLES / "input.xml").read_text()
+    direct_input = (EXAMPLES / "input-direct.xml").read_text()
+    assert "<address>pet-mta</address>" in socket_input
+    assert "-a pet-mta" in script and "ipi_pet-mta" in script
+    assert "model: model.pt" in direct_input
+    assert "s|model: model.pt|" in script
+    for text in (socket_input, direct_input):
+        assert "<total_steps>200</total_steps>" in text
+        assert "<file mode='ase'>init.xyz</file>" in text
