@@ -11,13 +11,15 @@ For fcc Cu boxes of ~256 and ~1,000 atoms, measures in one run:
   is removed by timing two run lengths and taking the difference.
 
 Usage: ``OMP_NUM_THREADS=1 python bench/engine_overhead.py [--sizes 256 1000]
-[--steps 10] [--model model.pt] [--no-ipi]``. Without ``--model`` a PET with the
-default hyper-parameters (float32, untrained) is exported to a temporary folder.
+[--steps 10] [--model model.pt] [--no-ipi] [--hypers '{"d_pet": 32}']``. Without
+``--model`` a PET with the default hyper-parameters (or ``--hypers``; float32,
+untrained) is exported to a temporary folder. Times are the fastest of repeated
+measurements (robust to other load on the machine).
 """
 
 import argparse
+import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,7 +69,11 @@ def copper(n_atoms: int) -> ase.Atoms:
 
 
 def time_calls(function, repeats: int) -> float:
-    """Median seconds of ``function()`` after ``WARMUP`` untimed calls."""
+    """Fastest of ``repeats`` calls of ``function()`` (s), after ``WARMUP`` calls.
+
+    The minimum, not the mean: on a shared machine other processes only ever
+    make a call slower.
+    """
     for _ in range(WARMUP):
         function()
     times = []
@@ -75,7 +81,7 @@ def time_calls(function, repeats: int) -> float:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def bare_model(path: str, atoms: ase.Atoms, repeats: int) -> Dict[str, float]:
@@ -168,7 +174,7 @@ IPI_INPUT = """<simulation verbosity='quiet' safe_stride='100000'>
 def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -> float:
     """Wall-clock seconds of a whole i-PI run of ``steps`` steps."""
     address = f"bench-{uuid.uuid4().hex[:8]}"
-    run_dir = workdir / f"{mode}-{steps}"
+    run_dir = workdir / f"{mode}-{steps}-{address}"
     run_dir.mkdir()
     ase.io.write(run_dir / "init.xyz", atoms, format="extxyz")
     forcefield = FORCEFIELDS[mode].format(model=path, address=address)
@@ -197,11 +203,13 @@ def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -
     return time.perf_counter() - start
 
 
-def ipi_step(mode, path, atoms, steps, workdir) -> float:
-    """Seconds per step, from the difference of two run lengths."""
-    short = ipi_run(mode, path, atoms, WARMUP, workdir)
-    long = ipi_run(mode, path, atoms, WARMUP + steps, workdir)
-    return (long - short) / steps
+def ipi_step(mode, path, atoms, steps, workdir, rounds: int = 2) -> float:
+    """Seconds per step: difference of the fastest runs of two lengths."""
+    short, long = [], []
+    for _ in range(rounds):
+        short.append(ipi_run(mode, path, atoms, WARMUP, workdir))
+        long.append(ipi_run(mode, path, atoms, WARMUP + steps, workdir))
+    return (min(long) - min(short)) / steps
 
 
 def main() -> None:
@@ -210,6 +218,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--model", default=None, help="exported model (.pt)")
     parser.add_argument("--no-ipi", action="store_true", help="skip the i-PI runs")
+    parser.add_argument(
+        "--hypers",
+        default="{}",
+        help="PET hyper-parameters of the generated model, as JSON: '{\"d_pet\": 32}'",
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -221,7 +234,9 @@ def main() -> None:
 
             torch.manual_seed(0)
             path = str(workdir / "model.pt")
-            PET(atomic_types=[29], cutoff=4.5).export().save(path)
+            hypers = dict({"cutoff": 4.5}, **json.loads(args.hypers))
+            PET(atomic_types=[29], **hypers).export().save(path)
+            print(f"untrained PET, hypers {hypers}")
         path = str(Path(path).resolve())
 
         rows: List[Dict[str, float]] = []
