@@ -190,7 +190,7 @@ def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -
         env=env,
     )
     if mode == "socket":
-        socket = Path(tempfile.gettempdir()) / f"ipi_{address}"
+        socket = Path(f"/tmp/ipi_{address}")  # i-PI's default sockets_prefix
         while not socket.exists():
             if server.poll() is not None:
                 raise RuntimeError("i-PI stopped before opening its socket")

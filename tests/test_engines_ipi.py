@@ -7,7 +7,6 @@ smaller structure and a private socket name.
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -141,7 +140,7 @@ def check_run(workdir: Path, prefix: str, model: PET, max_drift: float):
 
 def test_ipi_socket_nvt(workdir, model):
     address = f"pet-mta-test-{uuid.uuid4().hex[:8]}"
-    socket = Path(tempfile.gettempdir()) / f"ipi_{address}"
+    socket = Path(f"/tmp/ipi_{address}")  # i-PI's default sockets_prefix
     prepare_input(workdir, "input.xml", address)
     with open(workdir / "ipi.log", "w") as log:
         server = subprocess.Popen(

@@ -16,10 +16,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 MODEL=${1:-model.pt}
 [ -f "$MODEL" ] || python ../export_demo_model.py "$MODEL"
 
-# i-PI creates the UNIX socket <tmpdir>/ipi_pet-mta; the driver connects to it
+# i-PI creates the UNIX socket /tmp/ipi_pet-mta; the driver connects to it
 i-pi input.xml > ipi.log &
 IPI=$!
-SOCKET="$(python -c 'import tempfile; print(tempfile.gettempdir())')/ipi_pet-mta"
+SOCKET=/tmp/ipi_pet-mta
 for _ in $(seq 300); do [ -S "$SOCKET" ] && break; sleep 0.1; done
 i-pi-driver-py -u -a pet-mta -m metatomic \
     -o "template=init.xyz,model=$MODEL,device=cpu"
