@@ -49,7 +49,7 @@ autodoc_default_options = {"members": True, "show-inheritance": False}
 plot_include_source = False
 plot_html_show_source_link = False
 plot_html_show_formats = False
-plot_formats = [("png", 110)]
+plot_formats = [("png", 150)]
 plot_rcparams = {"font.size": 9}
 
 # every example is executed at build time, so examples cannot rot
