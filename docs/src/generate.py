@@ -18,9 +18,8 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
     ),
     ("training", "Training accuracy against metatrain's PET", "bench/training.py"),
     ("ecse", "ECSE: cost and equivariance error", "bench/ecse.py"),
-    ("engines", "Engine overhead (ASE, i-PI)", "bench/engines.py"),
+    ("engine_overhead", "Engine overhead (ASE, i-PI)", "bench/engine_overhead.py"),
     ("ensemble", "Ensembles and LLPR uncertainties", "bench/ensemble.py"),
-    ("uncertainty", "Ensembles, LLPR and direct forces", "bench/uncertainty.py"),
 ]
 
 
@@ -76,7 +75,7 @@ def benchmark_section(src: str, root: str, name: str, title: str, script: str) -
     lines = [title, "-" * len(title), ""]
     if not os.path.exists(md):
         if os.path.exists(os.path.join(root, script)):
-            how = f"``python {script}`` writes them to ``docs/src/bench/{name}.*``"
+            how = f"the benchmark script is ``{script}``"
         else:
             how = f"the script ``{script}`` does not exist yet"
         lines += [
