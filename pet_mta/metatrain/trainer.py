@@ -10,10 +10,12 @@ targets, unless listed in ``per_structure_targets``); metrics are in physical un
 
 import copy
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Union
 
+import numpy as np
 import torch
 import torch.distributed
 from metatensor.torch import TensorBlock, TensorMap
@@ -116,6 +118,9 @@ class Trainer(TrainerInterface[TrainerHypers]):
         self.best_model_state_dict: Optional[Dict[str, Any]] = None
         self.optimizer_state_dict: Optional[Dict[str, Any]] = None
         self.scheduler_state_dict: Optional[Dict[str, Any]] = None
+        self.rng_state: Optional[Dict[str, Any]] = None
+        """Random generators after the last completed epoch, so that a restart
+        draws the same batches and rotations as an uninterrupted run."""
 
     # ------------------------------------------------------------------ training
     def train(
@@ -164,10 +169,9 @@ class Trainer(TrainerInterface[TrainerHypers]):
             world_size,
             rank,
         )
-        loss_config = hypers["loss"]
-        if isinstance(loss_config, str):
-            loss_config = {name: {"type": loss_config} for name in names}
-        loss_fn = LossAggregator(targets=targets, config=loss_config)
+        loss_fn = LossAggregator(
+            targets=targets, config=complete_loss_config(hypers["loss"], targets)
+        )
 
         parameters = trainable_parameters(model)
         if hypers["weight_decay"] is None:
@@ -198,6 +202,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
             network, targets, loss_fn, scales, hypers, dtype, device, distributed
         )
         first_epoch = 0 if self.epoch is None else self.epoch + 1
+        if self.rng_state is not None:
+            set_rng_state(self.rng_state)
         metric_logger = None
         logging.info(f"training epochs {first_epoch} to {hypers['num_epochs'] - 1}")
         for epoch in range(first_epoch, hypers["num_epochs"]):
@@ -258,6 +264,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
             self.epoch = epoch
             self.optimizer_state_dict = optimizer.state_dict()
             self.scheduler_state_dict = scheduler.state_dict()
+            self.rng_state = get_rng_state()
             if epoch % hypers["checkpoint_interval"] == 0:
                 if distributed:
                     torch.distributed.barrier()
@@ -329,6 +336,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 "best_model_state_dict": self.best_model_state_dict,
                 "optimizer_state_dict": self.optimizer_state_dict,
                 "scheduler_state_dict": self.scheduler_state_dict,
+                "rng_state": self.rng_state,
             }
         )
         torch.save(checkpoint, check_file_extension(path, ".ckpt"))
@@ -350,6 +358,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
             trainer.best_model_state_dict = checkpoint["best_model_state_dict"]
             trainer.optimizer_state_dict = checkpoint["optimizer_state_dict"]
             trainer.scheduler_state_dict = checkpoint["scheduler_state_dict"]
+            trainer.rng_state = checkpoint["rng_state"]
         elif context != "finetune":
             raise ValueError(f"unknown checkpoint context '{context}'")
         return trainer
@@ -407,6 +416,48 @@ class _Step:
             name: map_values(t, torch.Tensor.detach) for name, t in predictions.items()
         }
         return loss, detached, targets, extra
+
+
+def complete_loss_config(loss: Any, targets: Dict[str, Any]) -> Dict[str, Any]:
+    """Loss settings of every target and gradient, filling metatrain's defaults
+    (``mse``, weight 1, mean) where ``loss`` (a type name, or the per-target
+    dictionary that ``mtt train`` expands) says nothing."""
+
+    def term(spec: Any) -> Dict[str, Any]:
+        result = {"type": "mse", "weight": 1.0, "reduction": "mean"}
+        if isinstance(spec, str):
+            result["type"] = spec
+        elif spec:
+            result.update({k: v for k, v in dict(spec).items() if k != "gradients"})
+        return result
+
+    config = {}
+    for name, info in targets.items():
+        spec = loss if isinstance(loss, str) else dict(loss).get(name, {})
+        entry = term(spec)
+        given = {} if isinstance(spec, str) else dict(spec or {}).get("gradients", {})
+        default = spec if isinstance(spec, str) else entry["type"]
+        entry["gradients"] = {
+            gradient: term(given.get(gradient, default)) for gradient in info.gradients
+        }
+        config[name] = entry
+    return config
+
+
+def get_rng_state() -> Dict[str, Any]:
+    """State of the torch, numpy and python random generators."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
 
 
 def _reduced(loss: torch.Tensor, distributed: bool) -> float:

@@ -1,0 +1,357 @@
+"""Training pet_mta through its metatrain trainer: targets, normalisation, restart,
+fine-tuning, checkpoints. Tiny models and EMT data; the CLI is tested in
+``test_metatrain_cli.py``."""
+
+import copy
+
+import pytest
+
+pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from metatomic.torch import ModelOutput  # noqa: E402
+from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
+from metatrain.utils.io import model_from_checkpoint, trainer_from_checkpoint  # noqa: E402
+from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
+from metatrain_helpers import (  # noqa: E402
+    emt_frames,
+    energy_target,
+    load_dataset,
+    model_hypers,
+    trainer_hypers,
+    write_frames,
+)
+
+from pet_mta import PET  # noqa: E402
+from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
+from pet_mta.metatrain import checkpoints as ckpt_versions  # noqa: E402
+from pet_mta.neighbors import systems_from_ase  # noqa: E402
+
+
+def _setup(tmp_path, frames, targets, **model_overrides):
+    path = write_frames(tmp_path / "data.xyz", frames)
+    targets = targets(path) if callable(targets) else targets
+    dataset, infos = load_dataset(path, targets)
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+    return dataset, PETModel(model_hypers(**model_overrides), info)
+
+
+def _train(model, dataset, tmp_path, trainer=None, val=None, **hypers):
+    torch.manual_seed(0)
+    trainer = trainer if trainer is not None else Trainer(trainer_hypers(**hypers))
+    trainer.train(
+        model=model,
+        dtype=torch.float64,
+        devices=[torch.device("cpu")],
+        train_datasets=[dataset],
+        val_datasets=[val if val is not None else dataset],
+        checkpoint_dir=str(tmp_path),
+    )
+    return trainer
+
+
+def _energies_forces(pet, frames):
+    systems = systems_from_ase(frames, pet, positions_requires_grad=True)
+    energy = pet(systems, {"energy": ModelOutput(sample_kind="system")})["energy"]
+    energy = energy.block().values
+    forces = torch.autograd.grad(energy.sum(), [s.positions for s in systems])
+    return energy.detach(), torch.cat(forces)
+
+
+def test_energy_forces_stress_training_stores_baseline_and_scale(tmp_path):
+    frames = emt_frames(12)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=2)
+    assert trainer.epoch == 1
+
+    # least-squares composition baseline, stored in the core model
+    counts = np.array([[np.sum(f.numbers == z) for z in (28, 29)] for f in frames])
+    energies = np.array([f.info["energy"] for f in frames])
+    expected = np.linalg.lstsq(counts, energies, rcond=None)[0]
+    baseline = model.pet.get_baseline("energy")
+    np.testing.assert_allclose([baseline[28], baseline[29]], expected, rtol=1e-6)
+
+    # scale = RMS of the per-atom residual energy
+    residual = (energies - counts @ expected) / counts.sum(1)
+    scale = float(model.pet.readouts["energy"].scale[0])
+    assert scale == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-6)
+
+    # checkpoints every epoch, readable by metatrain's generic loader
+    checkpoint = torch.load(tmp_path / "model_1.ckpt", weights_only=False)
+    assert checkpoint["architecture_name"] == "pet_mta"
+    assert checkpoint["model_ckpt_version"] == PETModel.__checkpoint_version__
+    assert checkpoint["trainer_ckpt_version"] == Trainer.__checkpoint_version__
+    assert checkpoint["epoch"] == 1
+    loaded = model_from_checkpoint(checkpoint, context="export")
+    assert isinstance(loaded, PETModel)
+
+    # the exported model is the core PET, with the same predictions
+    exported = loaded.export()
+    assert isinstance(exported.module, PET)
+    loaded.eval()
+    e_model, f_model = _energies_forces(loaded.pet, frames[:3])
+    e_export, f_export = _energies_forces(exported.module, frames[:3])
+    torch.testing.assert_close(e_model, e_export)
+    torch.testing.assert_close(f_model, f_export)
+
+
+def test_training_reduces_force_error(tmp_path):
+    frames = emt_frames(16, seed=3)
+    width = {"d_pet": 16, "d_head": 16, "d_node": 16, "d_feedforward": 16}
+    dataset, model = _setup(tmp_path, frames, energy_target, **width)
+    forces = torch.tensor(np.concatenate([f.arrays["forces"] for f in frames]))
+    model.to(torch.float64)
+
+    trainer = Trainer(trainer_hypers(num_epochs=0))
+    _train(model, dataset, tmp_path, trainer=trainer)  # fits baseline/scale only
+    _, before = _energies_forces(model.pet, frames)
+    _train(model, dataset, tmp_path, num_epochs=25, learning_rate=1e-2)
+    _, after = _energies_forces(model.pet, frames)
+    error_before = (-before - forces).abs().mean()
+    error_after = (-after - forces).abs().mean()
+    assert error_after < 0.7 * error_before
+
+
+def test_mixed_dataset_with_missing_forces(tmp_path):
+    """Structures without forces/stress (NaN, as metatrain stores missing values)
+    train next to complete ones, and only energies count for them."""
+    frames = emt_frames(8, missing_forces_every=2)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=1)
+    assert np.isfinite(trainer.best_metric)
+    for name, parameter in model.named_parameters():
+        assert torch.all(torch.isfinite(parameter)), name
+
+
+def test_energies_only_and_two_training_sets(tmp_path):
+    """An energies-only set trains alone and next to a set with forces."""
+    frames = emt_frames(8)
+    path = write_frames(tmp_path / "a.xyz", frames[:4])
+    only_energy, infos = load_dataset(path, energy_target(path, False, False))
+    info = DatasetInfo("angstrom", [28, 29], infos)
+    model = PETModel(model_hypers(), info)
+    trainer = _train(model, only_energy, tmp_path, num_epochs=1)
+    assert trainer.epoch == 0
+
+    path_b = write_frames(tmp_path / "b.xyz", frames[4:])
+    with_forces, infos_b = load_dataset(path_b, energy_target(path_b))
+    info = DatasetInfo("angstrom", [28, 29], infos_b)
+    model = PETModel(model_hypers(), info)
+    trainer = Trainer(trainer_hypers(num_epochs=1))
+    trainer.train(
+        model=model,
+        dtype=torch.float64,
+        devices=[torch.device("cpu")],
+        train_datasets=[with_forces, only_energy],
+        val_datasets=[with_forces],
+        checkpoint_dir=str(tmp_path),
+    )
+    assert np.isfinite(trainer.best_metric)
+
+
+def test_vector_and_per_atom_targets(tmp_path):
+    frames = emt_frames(8, dipole=True)
+
+    def targets(path):
+        return {
+            "energy": {"read_from": path, "key": "energy", "unit": "eV"},
+            "mtt::dipole": {
+                "read_from": path,
+                "key": "dipole_moment",
+                "quantity": "",
+                "unit": "",
+                "type": {"cartesian": {"rank": 1}},
+                "sample_kind": "system",
+            },
+            "mtt::charge": {
+                "read_from": path,
+                "key": "partial_charge",
+                "quantity": "",
+                "unit": "",
+                "sample_kind": "atom",
+            },
+        }
+
+    dataset, model = _setup(tmp_path, frames, targets)
+    _train(model, dataset, tmp_path, num_epochs=1)
+    pet = model.pet
+    assert pet.target_components["mtt::dipole"] == 3
+    # cartesian targets have no baseline, scalar per-atom ones do
+    assert torch.all(pet.readouts["mtt::dipole"].baseline == 0)
+    charge_baseline = pet.get_baseline("mtt::charge")
+    assert charge_baseline[29] == pytest.approx(0.3, abs=0.05)
+    assert charge_baseline[28] == pytest.approx(-0.3, abs=0.05)
+
+    systems = systems_from_ase(frames[:2], pet)
+    out = model(
+        systems,
+        {
+            "mtt::dipole": ModelOutput(sample_kind="system"),
+            "mtt::charge": ModelOutput(sample_kind="atom"),
+        },
+    )
+    assert out["mtt::dipole"].block().values.shape == (2, 3, 1)
+    assert out["mtt::charge"].block().values.shape == (16, 1)
+
+
+def _restartable_run(tmp_path, epochs):
+    frames = emt_frames(8, seed=5)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    torch.manual_seed(1)
+    model = PETModel(model.hypers, model.dataset_info)
+    trainer = _train(model, dataset, tmp_path, num_epochs=epochs)
+    return dataset, model, trainer
+
+
+def test_restart_continues_exactly(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, straight, _ = _restartable_run(tmp_path / "a", epochs=3)
+
+    dataset, _, _ = _restartable_run(tmp_path / "b", epochs=3)
+    # what `mtt train --restart model_1.ckpt` does
+    checkpoint = torch.load(tmp_path / "b" / "model_1.ckpt", weights_only=False)
+    model = model_from_checkpoint(checkpoint, context="restart")
+    model = model.restart(model.dataset_info)
+    trainer = trainer_from_checkpoint(
+        checkpoint=checkpoint,
+        hypers=trainer_hypers(num_epochs=3),
+        context="restart",
+    )
+    assert trainer.epoch == 1
+    trainer.train(
+        model=model,
+        dtype=torch.float64,
+        devices=[torch.device("cpu")],
+        train_datasets=[dataset],
+        val_datasets=[dataset],
+        checkpoint_dir=str(tmp_path / "b"),
+    )
+    assert trainer.epoch == 2
+    for (name, a), (_, b) in zip(
+        straight.state_dict().items(), model.state_dict().items()
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+
+
+def test_restarted_model_forces_match(tmp_path):
+    frames = emt_frames(6)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=1)
+    trainer.save_checkpoint(model, tmp_path / "final.ckpt")
+    checkpoint = torch.load(tmp_path / "final.ckpt", weights_only=False)
+    loaded = model_from_checkpoint(checkpoint, context="restart")
+    model.eval()
+    loaded.eval()
+    e1, f1 = _energies_forces(model.pet, frames)
+    e2, f2 = _energies_forces(loaded.pet, frames)
+    torch.testing.assert_close(e1, e2)
+    torch.testing.assert_close(f1, f2)
+
+
+def test_finetune_heads_with_new_target(tmp_path):
+    frames = emt_frames(8, dipole=True)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=1)
+    trainer.save_checkpoint(model, tmp_path / "pretrained.ckpt")
+    baseline = model.pet.get_baseline("energy")
+
+    # new data set with an extra per-atom target, fine-tune the heads only
+    path = write_frames(tmp_path / "ft.xyz", frames)
+    targets = energy_target(path)
+    targets["mtt::charge"] = {
+        "read_from": path,
+        "key": "partial_charge",
+        "quantity": "",
+        "unit": "",
+        "sample_kind": "atom",
+    }
+    ft_dataset, infos = load_dataset(path, targets)
+    info = DatasetInfo("angstrom", [28, 29], infos)
+    checkpoint = torch.load(tmp_path / "pretrained.ckpt", weights_only=False)
+    model = model_from_checkpoint(checkpoint, context="finetune")
+    model = model.restart(info)
+    assert model.has_new_targets and "mtt::charge" in model.pet.readouts
+    frozen = {
+        k: v.clone()
+        for k, v in model.pet.state_dict().items()
+        if not k.startswith("readouts.")
+    }
+    heads = copy.deepcopy(model.pet.readouts["energy"].state_dict())
+
+    finetune = {
+        "read_from": str(tmp_path / "pretrained.ckpt"),
+        "method": "heads",
+        "config": {},
+        "inherit_heads": {},
+    }
+    _train(model, ft_dataset, tmp_path, num_epochs=1, finetune=finetune)
+    state = model.pet.state_dict()
+    for key, value in frozen.items():
+        torch.testing.assert_close(state[key], value, msg=key)
+    changed = [
+        k
+        for k, v in model.pet.readouts["energy"].state_dict().items()
+        if k not in ("baseline", "scale") and not torch.equal(v, heads[k])
+    ]
+    assert changed, "the energy heads should have been trained"
+    # the pretrained energy baseline is kept, the new target got its own
+    assert model.pet.get_baseline("energy") == pytest.approx(baseline)
+    assert model.pet.get_baseline("mtt::charge")[29] != 0.0
+
+
+def test_lora_finetuning_is_refused(tmp_path):
+    frames = emt_frames(4)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    finetune = {"read_from": "x.ckpt", "method": "lora", "config": {}}
+    with pytest.raises(ValueError, match="not available in pet_mta"):
+        _train(model, dataset, tmp_path, num_epochs=1, finetune=finetune)
+
+
+def test_restart_rejects_new_atomic_types_and_other_hypers(tmp_path):
+    frames = emt_frames(4)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    info = DatasetInfo("angstrom", [28, 29, 79], model.dataset_info.targets)
+    with pytest.raises(ValueError, match="atomic types \\[79\\]"):
+        model.restart(info)
+    with pytest.raises(ValueError):
+        model.restart(model.dataset_info, model_hypers={"d_pet": 16})
+
+
+def test_checkpoint_upgrade_path(monkeypatch):
+    calls = []
+
+    def v1_to_v2(checkpoint):
+        calls.append(checkpoint["model_ckpt_version"])
+        checkpoint["new_field"] = 1
+
+    monkeypatch.setattr(ckpt_versions, "MODEL_UPGRADES", [v1_to_v2])
+    monkeypatch.setattr(PETModel, "__checkpoint_version__", 2)
+    upgraded = PETModel.upgrade_checkpoint({"model_ckpt_version": 1})
+    assert upgraded == {"model_ckpt_version": 2, "new_field": 1}
+    assert calls == [1]
+    with pytest.raises(RuntimeError, match="Unable to upgrade the checkpoint"):
+        PETModel.upgrade_checkpoint({"model_ckpt_version": 3})
+
+
+def test_exported_capabilities_allow_per_atom_energies(tmp_path):
+    frames = emt_frames(2)
+    _, model = _setup(tmp_path, frames, energy_target)
+    exported = model.export()
+    assert exported.capabilities().outputs["energy"].sample_kind == "atom"
+    assert exported.capabilities().length_unit == "angstrom"
+    system = get_system_with_neighbor_lists(
+        systems_from_ase(frames[:1], model.pet, dtype=torch.float32)[0],
+        model.requested_neighbor_lists(),
+    )
+    from metatomic.torch import ModelEvaluationOptions
+
+    options = ModelEvaluationOptions(
+        length_unit="angstrom",
+        outputs={"energy": ModelOutput(sample_kind="atom")},
+    )
+    per_atom = exported([system], options, check_consistency=True)["energy"]
+    assert per_atom.block().values.shape == (8, 1)
