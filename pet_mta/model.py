@@ -68,12 +68,11 @@ class GNNLayer(torch.nn.Module):
         vectors: torch.Tensor,
         distances: torch.Tensor,
         messages: torch.Tensor,
-        dense_index: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
         key_bias: torch.Tensor,
-        max_tokens: int,
     ) -> torch.Tensor:
         """:return: packed output tokens ``[N + E, d_pet]`` (centres first)."""
-        n_atoms = species.shape[0]
         tokens = torch.cat(
             [
                 central + self.central_embedding(species),
@@ -81,7 +80,7 @@ class GNNLayer(torch.nn.Module):
             ]
         )
         for block in self.blocks:
-            tokens = block(tokens, dense_index, key_bias, n_atoms, max_tokens)
+            tokens = block(tokens, token_atom, token_slot, key_bias)
         return tokens
 
 
@@ -235,20 +234,20 @@ class PET(torch.nn.Module):
         # log attention weight of every slot of every sequence: log 1 = 0 for the
         # centre, log f_c for edges, -inf for padding
         key_bias = torch.full(
-            (n_atoms * graph.max_tokens,),
+            (n_atoms, graph.max_tokens),
             -torch.inf,
             dtype=dtype,
             device=graph.vectors.device,
         )
         key_bias = key_bias.index_put(
-            (graph.dense_index,),
+            (graph.token_atom, graph.token_slot),
             torch.cat(
                 [
                     torch.zeros(n_atoms, dtype=dtype, device=key_bias.device),
                     log_key_weights(edge_weights),
                 ]
             ),
-        ).reshape(n_atoms, graph.max_tokens)
+        )
 
         messages = self.neighbor_embedding(graph.species[graph.neighbors])
         central = torch.zeros(
@@ -266,9 +265,9 @@ class PET(torch.nn.Module):
                 graph.vectors,
                 graph.distances,
                 messages,
-                graph.dense_index,
+                graph.token_atom,
+                graph.token_slot,
                 key_bias,
-                graph.max_tokens,
             )
             central = tokens[:n_atoms]
             edge_out = tokens[n_atoms:]

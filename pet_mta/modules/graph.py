@@ -2,8 +2,9 @@
 
 Every atom ``i`` owns a token sequence: slot 0 is the atom itself (the central token),
 slots ``1..n_i`` are its edges ``i -> j`` sorted by neighbour. Tokens are stored
-*packed* (no padding) for all dense layers; :attr:`EdgeGraph.dense_index` places
-each packed token in an ``[n_atoms, max_tokens]`` grid for the attention scores only.
+*packed* (no padding) for all dense layers; :attr:`EdgeGraph.token_atom` and
+:attr:`EdgeGraph.token_slot` place each packed token in an ``[n_atoms, max_tokens]``
+grid for the attention products only.
 """
 
 from typing import List
@@ -28,7 +29,8 @@ class EdgeGraph:
         centers: torch.Tensor,
         neighbors: torch.Tensor,
         reverse: torch.Tensor,
-        dense_index: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
         max_tokens: int,
     ):
         self.species = species  # [N] index into the model's atomic types
@@ -38,7 +40,8 @@ class EdgeGraph:
         self.centers = centers  # [E] i
         self.neighbors = neighbors  # [E] j
         self.reverse = reverse  # [E] index of the edge j -> i, -1 if absent
-        self.dense_index = dense_index  # [N + E] packed token -> atom * T + slot
+        self.token_atom = token_atom  # [N + E] packed token -> its atom (sequence)
+        self.token_slot = token_slot  # [N + E] packed token -> slot in the sequence
         self.max_tokens = max_tokens  # T
 
 
@@ -176,7 +179,8 @@ def build_edge_graph(
     first_edge = torch.cumsum(counts, 0) - counts
     slot = torch.arange(n_edges, device=centers.device) - first_edge[centers] + 1
     atoms = torch.arange(n_total, device=centers.device)
-    dense_index = torch.cat([atoms * max_tokens, centers * max_tokens + slot])
+    token_atom = torch.cat([atoms, centers])
+    token_slot = torch.cat([torch.zeros_like(atoms), slot])
 
     return EdgeGraph(
         species=species,
@@ -186,7 +190,8 @@ def build_edge_graph(
         centers=centers,
         neighbors=neighbors,
         reverse=reverse,
-        dense_index=dense_index,
+        token_atom=token_atom,
+        token_slot=token_slot,
         max_tokens=max_tokens,
     )
 

@@ -1,8 +1,8 @@
 """Transformer over each atom's token sequence, with cutoff-weighted attention.
 
 Tokens are packed ``[N + E, d]`` (central tokens first, then edges); dense layers run
-on the packed tensor so no work is spent on padding. Only the attention scores use a
-padded ``[N, heads, T, T]`` layout.
+on the packed tensor so no work is spent on padding. Only the attention products use
+a padded ``[N * heads, T, ...]`` layout.
 """
 
 import torch
@@ -48,6 +48,11 @@ class CutoffAttention(torch.nn.Module):
     the cutoff therefore contributes exactly nothing, and the central token keeps the
     denominator away from zero. This is computed as ``softmax(l_qk + log w_k)`` (one
     fused kernel), with ``log 0 = -inf`` for padding.
+
+    Queries, keys and values are scattered from the packed tokens straight into a
+    head-major ``[3, N * heads, T, d_head]`` grid, so both attention products are
+    plain batched matrix products on contiguous memory; the ``1 / sqrt(d_head)``
+    factor is applied to the query rows of the projection weights.
     """
 
     def __init__(self, width: int, num_heads: int, temperature: float):
@@ -57,39 +62,59 @@ class CutoffAttention(torch.nn.Module):
         self.scale = 1.0 / (temperature * self.head_dim**0.5)
         self.qkv = torch.nn.Linear(width, 3 * width)
         self.out = torch.nn.Linear(width, width)
+        self.width = width
 
     def forward(
         self,
         tokens: torch.Tensor,
-        dense_index: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
         key_bias: torch.Tensor,
-        n_atoms: int,
-        max_tokens: int,
     ) -> torch.Tensor:
         """
         :param tokens: packed tokens ``[N + E, d]``
-        :param dense_index: ``[N + E]`` position of each token in the ``N x T`` grid
+        :param token_atom: ``[N + E]`` atom (sequence) of every token
+        :param token_slot: ``[N + E]`` position of every token in its sequence
         :param key_bias: ``[N, T]`` log of the cutoff weight of every slot (``-inf``
             for padding), see :func:`log_key_weights`
         :return: updated packed tokens ``[N + E, d]``
         """
-        width = tokens.shape[1]
-        qkv = self.qkv(tokens)
+        n_tokens = tokens.shape[0]
+        n_atoms = key_bias.shape[0]
+        max_tokens = key_bias.shape[1]
+        heads = self.num_heads
+        head_dim = self.head_dim
+        weight = self.qkv.weight
+        bias = self.qkv.bias
+        weight = torch.cat([weight[: self.width] * self.scale, weight[self.width :]])
+        bias = torch.cat([bias[: self.width] * self.scale, bias[self.width :]])
+        qkv = torch.nn.functional.linear(tokens, weight, bias)
         grid = torch.zeros(
-            n_atoms * max_tokens, 3 * width, dtype=tokens.dtype, device=tokens.device
+            3,
+            n_atoms,
+            heads,
+            max_tokens,
+            head_dim,
+            dtype=tokens.dtype,
+            device=tokens.device,
         )
-        grid = grid.index_copy(0, dense_index, qkv)
-        grid = grid.view(n_atoms, max_tokens, 3, self.num_heads, self.head_dim)
-        query = grid[:, :, 0].transpose(1, 2)  # [N, H, T, dh]
-        key = grid[:, :, 1].transpose(1, 2)
-        value = grid[:, :, 2].transpose(1, 2)
+        # [N, T, 3, H, dh] view of the grid, filled token by token
+        grid.permute(1, 3, 0, 2, 4).index_put_(
+            (token_atom, token_slot), qkv.view(n_tokens, 3, heads, head_dim)
+        )
+        query, key, value = torch.unbind(
+            grid.view(3, n_atoms * heads, max_tokens, head_dim), 0
+        )
 
-        logits = torch.matmul(query, key.transpose(-1, -2)) * self.scale
+        logits = torch.bmm(query, key.transpose(1, 2))
+        logits = logits.view(n_atoms, heads, max_tokens, max_tokens)
         alpha = torch.softmax(logits + key_bias[:, None, None, :], dim=-1)
-
-        mixed = torch.matmul(alpha, value)  # [N, H, T, dh]
-        mixed = mixed.transpose(1, 2).reshape(n_atoms * max_tokens, width)
-        return self.out(mixed.index_select(0, dense_index))
+        mixed = torch.bmm(
+            alpha.view(n_atoms * heads, max_tokens, max_tokens), value
+        )  # [N * H, T, dh]
+        mixed = mixed.view(n_atoms, heads, max_tokens, head_dim).permute(0, 2, 1, 3)
+        mixed = mixed[token_atom, token_slot].reshape(n_tokens, heads * head_dim)
+        return self.out(mixed)
 
 
 def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
@@ -126,21 +151,17 @@ class TransformerBlock(torch.nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        dense_index: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
         key_bias: torch.Tensor,
-        n_atoms: int,
-        max_tokens: int,
     ) -> torch.Tensor:
+        """Packed tokens ``[N + E, d]`` in and out; see :class:`CutoffAttention`."""
         if self.pre_norm:
             tokens = tokens + self.attention(
-                self.norm_attention(tokens),
-                dense_index,
-                key_bias,
-                n_atoms,
-                max_tokens,
+                self.norm_attention(tokens), token_atom, token_slot, key_bias
             )
             return tokens + self.feedforward(self.norm_feedforward(tokens))
         tokens = self.norm_attention(
-            tokens + self.attention(tokens, dense_index, key_bias, n_atoms, max_tokens)
+            tokens + self.attention(tokens, token_atom, token_slot, key_bias)
         )
         return self.norm_feedforward(tokens + self.feedforward(tokens))
