@@ -67,16 +67,20 @@ class GNNLayer(torch.nn.Module):
         species: torch.Tensor,
         vectors: torch.Tensor,
         distances: torch.Tensor,
-        messages: torch.Tensor,
+        projected: torch.Tensor,
         token_atom: torch.Tensor,
         token_slot: torch.Tensor,
         key_bias: torch.Tensor,
     ) -> torch.Tensor:
-        """:return: packed output tokens ``[N + E, d_pet]`` (centres first)."""
+        """
+        :param projected: ``[E, d_pet]`` incoming messages after
+            ``tokenizer.project_messages``
+        :return: packed output tokens ``[N + E, d_pet]`` (centres first)
+        """
         tokens = torch.cat(
             [
                 central + self.central_embedding(species),
-                self.tokenizer(vectors, distances, messages),
+                self.tokenizer.tokens(vectors, distances, projected),
             ]
         )
         for block in self.blocks:
@@ -249,7 +253,8 @@ class PET(torch.nn.Module):
             ),
         )
 
-        messages = self.neighbor_embedding(graph.species[graph.neighbors])
+        neighbor_species = graph.species[graph.neighbors]
+        messages = self.neighbor_embedding(neighbor_species)
         central = torch.zeros(
             n_atoms, messages.shape[1], dtype=dtype, device=messages.device
         )
@@ -259,12 +264,18 @@ class PET(torch.nn.Module):
         edge_features: List[torch.Tensor] = []
         n_layers = len(self.gnn_layers)
         for k, layer in enumerate(self.gnn_layers):
+            if k == 0:
+                # first messages are species embeddings: project the table only
+                table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
+                projected = table.index_select(0, neighbor_species)
+            else:
+                projected = layer.tokenizer.project_messages(messages)
             tokens = layer(
                 central,
                 graph.species,
                 graph.vectors,
                 graph.distances,
-                messages,
+                projected,
                 graph.token_atom,
                 graph.token_slot,
                 key_bias,

@@ -37,9 +37,35 @@ class EdgeTokenizer(torch.nn.Module):
         :param messages: ``[E, d]`` incoming message of every edge
         :return: ``[E, d]`` edge tokens
         """
+        return self.tokens(vectors, distances, self.project_messages(messages))
+
+    def project_messages(self, messages: torch.Tensor) -> torch.Tensor:
+        """Message part of the first ``compress`` layer, with all the biases.
+
+        ``[..., d] -> [..., d]``; linear, so it can also be applied to a table of
+        messages (e.g. one per species) and gathered afterwards.
+        """
+        first = self.compress[0]
+        width = self.geometry.weight.shape[0]
+        bias = first.bias + torch.mv(first.weight[:, :width], self.geometry.bias)
+        return torch.nn.functional.linear(messages, first.weight[:, width:], bias)
+
+    def tokens(
+        self, vectors: torch.Tensor, distances: torch.Tensor, projected: torch.Tensor
+    ) -> torch.Tensor:
+        """Edge tokens from the geometry and :meth:`project_messages` ``[E, d]``.
+
+        Same as ``compress(cat([geometry(g), m]))`` with the geometry embedding
+        folded into the first ``compress`` layer (one small ``[d, 4]`` product per
+        call instead of an ``[E, d] x [d, d]`` one).
+        """
+        first = self.compress[0]
+        width = self.geometry.weight.shape[0]
+        folded = torch.mm(first.weight[:, :width], self.geometry.weight)
+        folded = folded * self.inverse_cutoff
         if self.distance_only:
-            geometry = distances[:, None] * self.inverse_cutoff
+            geometry = distances[:, None]
         else:
             geometry = torch.cat([vectors, distances[:, None]], dim=1)
-            geometry = geometry * self.inverse_cutoff
-        return self.compress(torch.cat([self.geometry(geometry), messages], dim=1))
+        hidden = torch.addmm(projected, geometry, folded.t())
+        return self.compress[2](torch.nn.functional.silu(hidden))
