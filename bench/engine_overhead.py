@@ -7,8 +7,10 @@ For fcc Cu boxes of ~256 and ~1,000 atoms, measures in one run:
 - ``model+NL``: the same plus building the system and vesin neighbour lists;
 - ``ASE``: one velocity-Verlet step with ``metatomic_ase.MetatomicCalculator``;
 - ``i-PI direct`` / ``i-PI socket``: one NVE step of i-PI with the metatomic PES in
-  process (``ffdirect``) or in ``i-pi-driver-py`` over a UNIX socket. i-PI's start-up
-  is removed by timing two run lengths and taking the difference.
+  process (``ffdirect``) or in ``i-pi-driver-py`` over a UNIX socket. i-PI times
+  each step itself (wall-clock; the fastest step after warm-up is kept); its CPU
+  time (server + driver) is the difference of two run lengths (noisy when a step
+  is cheap compared with the model's warm-up).
 
 Usage: ``OMP_NUM_THREADS=1 python bench/engine_overhead.py [--sizes 256 1000]
 [--steps 10] [--model model.pt] [--no-ipi] [--hypers '{"d_pet": 32}']``. Without
@@ -20,13 +22,14 @@ measurements (robust to other load on the machine).
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Tuple
 
 import ase
 import ase.build
@@ -68,23 +71,34 @@ def copper(n_atoms: int) -> ase.Atoms:
     return atoms
 
 
-def time_calls(function, repeats: int) -> float:
-    """Fastest of ``repeats`` calls of ``function()`` (s), after ``WARMUP`` calls.
+Timing = Tuple[float, float]  # (wall-clock, CPU) seconds
+
+
+def time_calls(function, repeats: int) -> Timing:
+    """Fastest wall and CPU time (s) of ``repeats`` calls, after ``WARMUP`` calls.
 
     The minimum, not the mean: on a shared machine other processes only ever
-    make a call slower.
+    make a call slower. CPU time (all threads of this process) is less sensitive
+    to other load than wall-clock time.
     """
     for _ in range(WARMUP):
         function()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(wall), min(cpu)
 
 
-def bare_model(path: str, atoms: ase.Atoms, repeats: int) -> Dict[str, float]:
+def children_cpu() -> float:
+    """CPU seconds used so far by finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bare_model(path: str, atoms: ase.Atoms, repeats: int) -> Dict[str, Timing]:
     model = load_atomistic_model(path)
     dtype = getattr(torch, model.capabilities().dtype)
     options = ModelEvaluationOptions(
@@ -131,7 +145,7 @@ def bare_model(path: str, atoms: ase.Atoms, repeats: int) -> Dict[str, float]:
     }
 
 
-def ase_step(path: str, atoms: ase.Atoms, repeats: int) -> float:
+def ase_step(path: str, atoms: ase.Atoms, repeats: int) -> Timing:
     atoms = atoms.copy()
     atoms.calc = MetatomicCalculator(path, device="cpu")
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
@@ -149,7 +163,7 @@ FORCEFIELDS = {
   </ffsocket>""",
 }
 
-IPI_INPUT = """<simulation verbosity='quiet' safe_stride='100000'>
+IPI_INPUT = """<simulation verbosity='high' safe_stride='100000'>
   <output prefix='bench'>
     <properties stride='100000' filename='out'> [ step, conserved ] </properties>
   </output>
@@ -171,8 +185,11 @@ IPI_INPUT = """<simulation verbosity='quiet' safe_stride='100000'>
 """
 
 
-def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -> float:
-    """Wall-clock seconds of a whole i-PI run of ``steps`` steps."""
+def ipi_run(
+    mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path
+) -> Tuple[float, List[float]]:
+    """CPU seconds (i-PI + driver) of a whole run of ``steps`` steps, and the
+    wall-clock seconds of every step as i-PI reports them (verbosity high)."""
     address = f"bench-{uuid.uuid4().hex[:8]}"
     run_dir = workdir / f"{mode}-{steps}-{address}"
     run_dir.mkdir()
@@ -181,12 +198,13 @@ def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -
     xml = IPI_INPUT.format(steps=steps, forcefield=forcefield)
     (run_dir / "input.xml").write_text(xml)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    start = time.perf_counter()
+    start_cpu = children_cpu()
+    log = open(run_dir / "log", "w")
     server = subprocess.Popen(
         [str(BIN / "i-pi"), "input.xml"],
         cwd=run_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=env,
     )
     if mode == "socket":
@@ -200,16 +218,23 @@ def ipi_run(mode: str, path: str, atoms: ase.Atoms, steps: int, workdir: Path) -
         subprocess.run(driver, cwd=run_dir, check=True, capture_output=True, env=env)
     if server.wait() != 0:
         raise RuntimeError(f"i-PI failed in {run_dir}")
-    return time.perf_counter() - start
+    log.close()
+    step_times = [
+        float(line.split("t/step:")[1])
+        for line in (run_dir / "log").read_text().splitlines()
+        if "Average timings at MD step" in line
+    ]
+    return children_cpu() - start_cpu, step_times
 
 
-def ipi_step(mode, path, atoms, steps, workdir, rounds: int = 2) -> float:
-    """Seconds per step: difference of the fastest runs of two lengths."""
-    short, long = [], []
-    for _ in range(rounds):
-        short.append(ipi_run(mode, path, atoms, WARMUP, workdir))
-        long.append(ipi_run(mode, path, atoms, WARMUP + steps, workdir))
-    return (min(long) - min(short)) / steps
+def ipi_step(mode, path, atoms, steps, workdir) -> Timing:
+    """Seconds per step: fastest step after ``WARMUP`` (wall), and the CPU time
+    difference of two run lengths (which removes start-up and warm-up)."""
+    short_cpu, _ = ipi_run(mode, path, atoms, WARMUP, workdir)
+    long_cpu, step_times = ipi_run(mode, path, atoms, WARMUP + steps, workdir)
+    if len(step_times) < WARMUP + steps:
+        raise RuntimeError("could not read i-PI's step timings")
+    return min(step_times[WARMUP:]), (long_cpu - short_cpu) / steps
 
 
 def main() -> None:
@@ -239,7 +264,7 @@ def main() -> None:
             print(f"untrained PET, hypers {hypers}")
         path = str(Path(path).resolve())
 
-        rows: List[Dict[str, float]] = []
+        rows: List[Dict[str, Any]] = []
         for size in args.sizes:
             atoms = copper(size)
             row = {"atoms": len(atoms)}
@@ -254,16 +279,18 @@ def main() -> None:
             print_table(rows[-1:], header=len(rows) == 1)
 
 
-def print_table(rows: List[Dict[str, float]], header: bool) -> None:
-    """Milliseconds per step and the ratio to the bare model's forward+backward."""
+def print_table(rows: List[Dict[str, Any]], header: bool) -> None:
+    """Milliseconds per step and the ratio to the bare model, wall and CPU time."""
     names = [name for name in rows[0] if name != "atoms"]
     if header:
-        print(f"{'atoms':>6} " + " ".join(f"{name:>20}" for name in names))
+        print(f"{'atoms':>6} {'time':>5} " + " ".join(f"{n:>20}" for n in names))
     for row in rows:
-        cells = [
-            f"{1000 * row[n]:9.1f} ms ({row[n] / row['model']:4.2f}x)" for n in names
-        ]
-        print(f"{row['atoms']:>6} " + " ".join(f"{cell:>20}" for cell in cells))
+        for k, kind in enumerate(("wall", "CPU")):
+            cells = [
+                f"{1000 * row[n][k]:9.1f} ms ({row[n][k] / row['model'][k]:4.2f}x)"
+                for n in names
+            ]
+            print(f"{row['atoms']:>6} {kind:>5} " + " ".join(f"{c:>20}" for c in cells))
 
 
 if __name__ == "__main__":
