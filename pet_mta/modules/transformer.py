@@ -30,12 +30,17 @@ class FeedForward(torch.nn.Module):
         self.contract = torch.nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.expand(x)
         if self.gated:
-            gate, value = h.split(self.hidden, dim=-1)
+            # gate and value rows of `expand` as two products: no split of the
+            # [n, 2 * hidden] output, and no concatenation of its gradient
+            weight = self.expand.weight
+            bias = self.expand.bias
+            hidden = self.hidden
+            gate = torch.nn.functional.linear(x, weight[:hidden], bias[:hidden])
+            value = torch.nn.functional.linear(x, weight[hidden:], bias[hidden:])
             h = torch.nn.functional.silu(gate) * value
         else:
-            h = torch.nn.functional.silu(h)
+            h = torch.nn.functional.silu(self.expand(x))
         return self.contract(h)
 
 
