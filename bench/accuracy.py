@@ -1,0 +1,229 @@
+"""Accuracy benchmark: pet_mta vs metatrain's own ``pet``, same data, same hypers.
+
+Both architectures are trained with ``mtt train`` from the *same* options file (only
+``architecture.name`` differs: the hyper-parameter names are shared), on the same
+training subsets of ``../shared/data/hea_emt_train.xyz`` with the same seed, and
+evaluated with ``mtt eval`` on the same held-out structures. Reported: energy MAE
+(meV/atom), force MAE (meV/Å), and training time per epoch (s), for every training
+set size of the learning curve.
+
+    python bench/accuracy.py --sizes 100 --epochs 5            # quick look
+    python bench/accuracy.py --sizes 100 300 1000 all --epochs 100
+
+Results go to ``--out`` (``bench/results/accuracy.json`` + ``accuracy.md``, and
+``accuracy.png`` when matplotlib is installed). Not a test: it takes hours at full
+size on a laptop CPU; the numbers depend on the machine (report which).
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hea_emt_train.xyz"
+
+MODEL = {
+    "cutoff": 4.5,
+    "d_pet": 64,
+    "d_head": 64,
+    "d_node": 128,
+    "d_feedforward": 128,
+    "num_heads": 4,
+    "num_attention_layers": 2,
+    "num_gnn_layers": 2,
+}
+
+
+def split(frames, n_test: int, n_val: int, seed: int):
+    """Shuffle once: ``test``, ``validation``, and the pool training sets come from."""
+    order = np.random.default_rng(seed).permutation(len(frames))
+    test = [frames[i] for i in order[:n_test]]
+    val = [frames[i] for i in order[n_test : n_test + n_val]]
+    pool = [frames[i] for i in order[n_test + n_val :]]
+    return pool, val, test
+
+
+def options(architecture: str, train: str, val: str, args) -> dict:
+    """The options file; identical for both architectures except the name."""
+    targets = {
+        "energy": {"key": "energy", "unit": "eV", "forces": True, "stress": True}
+    }
+    return {
+        "seed": args.seed,
+        "base_precision": 32,
+        "architecture": {
+            "name": architecture,
+            "model": dict(MODEL),
+            "training": {
+                "batch_size": args.batch_size,
+                "num_epochs": args.epochs,
+                "learning_rate": args.learning_rate,
+                "warmup_fraction": 0.05,
+                "num_workers": 0,
+                "checkpoint_interval": 10**6,
+            },
+        },
+        "training_set": {
+            "systems": {"read_from": train, "length_unit": "angstrom"},
+            "targets": targets,
+        },
+        "validation_set": {
+            "systems": {"read_from": val, "length_unit": "angstrom"},
+            "targets": targets,
+        },
+        "test_set": 0.0,
+    }
+
+
+def epoch_seconds(log: str) -> float:
+    """Mean time between consecutive ``Epoch:`` log lines (1 s resolution)."""
+    stamps = [
+        datetime.strptime(m, "%Y-%m-%d %H:%M:%S")
+        for m in re.findall(
+            r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\]\[INFO\] - Epoch:", log
+        )
+    ]
+    if len(stamps) < 2:
+        return float("nan")
+    return (stamps[-1] - stamps[0]).total_seconds() / (len(stamps) - 1)
+
+
+def maes(log: str) -> dict:
+    """Energy (meV/atom) and force (meV/Å) MAE from ``mtt eval`` output."""
+    energy = re.findall(r"energy MAE \(per atom\): ([\d.eE+-]+) meV", log)
+    forces = re.findall(
+        r"(?:forces|energy_positions_gradients) MAE: ([\d.eE+-]+) meV/A", log
+    )
+    return {
+        "energy_mae_mev_per_atom": float(energy[-1]) if energy else float("nan"),
+        "force_mae_mev_per_angstrom": float(forces[-1]) if forces else float("nan"),
+    }
+
+
+def run(args_list, cwd: Path) -> str:
+    result = subprocess.run(args_list, cwd=cwd, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    (cwd / "log.txt").write_text(log)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args_list)} failed in {cwd}:\n{log[-3000:]}")
+    return log
+
+
+def benchmark(architecture: str, size, pool, val_path, test_path, args) -> dict:
+    n = len(pool) if size == "all" else int(size)
+    work = args.work / f"{architecture}-{n}"
+    work.mkdir(parents=True, exist_ok=True)
+    train_path = work / "train.xyz"
+    ase.io.write(train_path, pool[:n])
+    opts = options(architecture, str(train_path), str(val_path), args)
+    (work / "options.yaml").write_text(yaml.safe_dump(opts))
+    start = time.perf_counter()
+    log = run(["mtt", "train", "options.yaml", "-o", "model.pt"], work)
+    total = time.perf_counter() - start
+
+    eval_options = {
+        "systems": {"read_from": str(test_path), "length_unit": "angstrom"},
+        "targets": {"energy": {"key": "energy", "unit": "eV", "forces": True}},
+    }
+    (work / "eval.yaml").write_text(yaml.safe_dump(eval_options))
+    eval_log = run(["mtt", "eval", "model.pt", "eval.yaml", "-o", "test.xyz"], work)
+    return {
+        "architecture": architecture,
+        "n_train": n,
+        "epochs": args.epochs,
+        "epoch_seconds": epoch_seconds(log),
+        "train_seconds": total,
+        **maes(eval_log),
+    }
+
+
+def report(results, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.json").write_text(json.dumps(results, indent=2))
+    lines = [
+        "| architecture | n_train | energy MAE (meV/atom) | force MAE (meV/Å) "
+        "| s/epoch |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['architecture']} | {r['n_train']} | "
+            f"{r['energy_mae_mev_per_atom']:.2f} | "
+            f"{r['force_mae_mev_per_angstrom']:.1f} | {r['epoch_seconds']:.1f} |"
+        )
+    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for architecture in sorted({r["architecture"] for r in results}):
+        rows = sorted(
+            (r for r in results if r["architecture"] == architecture),
+            key=lambda r: r["n_train"],
+        )
+        sizes = [r["n_train"] for r in rows]
+        for axis, key in zip(
+            axes, ["energy_mae_mev_per_atom", "force_mae_mev_per_angstrom"]
+        ):
+            axis.loglog(sizes, [r[key] for r in rows], "o-", label=architecture)
+    axes[0].set_ylabel("energy MAE / meV/atom")
+    axes[1].set_ylabel("force MAE / meV/Å")
+    for axis in axes:
+        axis.set_xlabel("training structures")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "accuracy.png", dpi=150)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"])
+    parser.add_argument("--architectures", nargs="+", default=["pet_mta", "pet"])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--n-val", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "pet_mta-accuracy"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    frames = ase.io.read(args.data, ":")
+    pool, val, test = split(frames, args.n_test, args.n_val, args.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+    val_path = args.work / "val.xyz"
+    test_path = args.work / "test.xyz"
+    ase.io.write(val_path, val)
+    ase.io.write(test_path, test)
+
+    results = []
+    for size in args.sizes:
+        for architecture in args.architectures:
+            result = benchmark(architecture, size, pool, val_path, test_path, args)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    report(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
