@@ -35,7 +35,7 @@ class EdgeGraph:
     ):
         self.species = species  # [N] index into the model's atomic types
         self.system_index = system_index  # [N] which system each atom belongs to
-        self.vectors = vectors  # [E, 3] r_j - r_i (+ cell shift), length unit
+        self.vectors = vectors  # [E, 3] r_j - r_i + shift @ cell, length unit
         self.distances = distances  # [E] |vectors|
         self.centers = centers  # [E] i
         self.neighbors = neighbors  # [E] j
@@ -107,7 +107,14 @@ def build_edge_graph(
 
         nl = system.get_neighbor_list(options)
         pairs = nl.samples.values
-        vectors = nl.values.reshape(-1, 3)
+        # edge vectors from positions and cell, not from the list's values: they
+        # stay differentiable (forces, stress, double backward for training) even
+        # when the list was computed once, without gradients, and cached
+        first = pairs[:, 0].to(torch.long)
+        second = pairs[:, 1].to(torch.long)
+        shifts = pairs[:, 2:5].to(system.positions.dtype)
+        positions = system.positions
+        vectors = positions[second] - positions[first] + shifts @ system.cell
         vector_list.append(vectors)
         center_list.append(pairs[:, 0].to(torch.long) + offset)
         neighbor_list.append(pairs[:, 1].to(torch.long) + offset)
