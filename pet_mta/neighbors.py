@@ -5,7 +5,7 @@ from typing import List, Optional, Sequence
 import ase
 import torch
 from metatensor.torch import Labels, TensorBlock
-from metatomic.torch import System, systems_to_torch
+from metatomic.torch import System
 from vesin.metatomic import NeighborList
 
 NEIGHBOR_SAMPLES = [
@@ -38,13 +38,19 @@ def systems_from_ase(
     """
     if dtype is None:
         dtype = next(model.parameters()).dtype
-    systems = systems_to_torch(
-        list(frames),
-        dtype=dtype,
-        device=device,
-        positions_requires_grad=positions_requires_grad,
-        cell_requires_grad=cell_requires_grad,
-    )
+    systems = []
+    for atoms in frames:
+        # metatomic wants zero cell vectors along non-periodic directions
+        cell = torch.tensor(atoms.cell.array * atoms.pbc[:, None], dtype=dtype)
+        positions = torch.tensor(atoms.positions, dtype=dtype)
+        systems.append(
+            System(
+                types=torch.tensor(atoms.numbers, dtype=torch.int32, device=device),
+                positions=positions.to(device).requires_grad_(positions_requires_grad),
+                cell=cell.to(device).requires_grad_(cell_requires_grad),
+                pbc=torch.tensor(atoms.pbc, device=device),
+            )
+        )
     return add_neighbor_lists(systems, model, length_unit)
 
 

@@ -46,3 +46,19 @@ def test_stress_is_strain_derivative():
                 energies.append(_energy(model, strained))
             finite[a, b] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
     np.testing.assert_allclose(stress, finite, atol=1e-9, rtol=1e-6)
+
+
+def test_systems_from_ase_gives_cell_gradients():
+    from metatomic.torch import ModelOutput
+
+    from pet_mta.neighbors import systems_from_ase
+
+    model = tiny_pet()
+    atoms = triclinic_alloy()
+    systems = systems_from_ase(
+        [atoms], model, positions_requires_grad=True, cell_requires_grad=True
+    )
+    energy = model(systems, {"energy": ModelOutput()}, None)["energy"].block().values
+    energy.sum().backward()
+    assert systems[0].cell.grad is not None
+    assert float(systems[0].cell.grad.abs().max()) > 0
