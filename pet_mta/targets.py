@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Union
 
+from metatomic.torch import ModelCapabilities, ModelOutput
+
 KINDS = ("scalar", "cartesian")
 
 
@@ -13,7 +15,8 @@ class Target:
     Every target is predicted as a sum of per-atom contributions; the per-system
     value is the sum over atoms.
 
-    :param name: output name (``"energy"``, ``"dipole"``, ``"mtt::charge"``, ...)
+    :param name: output name: a metatomic standard output (``"energy"``, ...) or a
+        namespaced one (``"mtt::dipole"``, ...)
     :param kind: ``"scalar"`` (``n_properties`` numbers) or ``"cartesian"`` (a 3-vector
         per property, components ``x, y, z``)
     :param unit: unit of the values (e.g. ``"eV"``, ``"e*angstrom"``), ``""`` for none
@@ -40,6 +43,14 @@ class Target:
             raise ValueError("the 'energy' target must be a single scalar")
         if self.name in ("feature", "features") or self.name.startswith("mtt::aux::"):
             raise ValueError(f"'{self.name}' is reserved for the model's own outputs")
+        try:
+            ModelCapabilities(outputs={self.name: ModelOutput()})
+        except Exception:
+            raise ValueError(
+                f"'{self.name}' is not a metatomic output name: standard names are "
+                f"e.g. 'energy' or 'charges', custom ones are namespaced, e.g. "
+                f"'mtt::{self.name}'"
+            ) from None
 
     @property
     def n_components(self) -> int:

@@ -90,7 +90,7 @@ def test_dipole_target_and_features():
         atomic_types=[1, 6],
         targets={
             "energy": {"unit": "eV", "quantity": "energy"},
-            "dipole": {"kind": "cartesian", "unit": "e*angstrom"},
+            "mtt::dipole": {"kind": "cartesian", "unit": "e*angstrom"},
         },
         d_pet=16,
         d_head=8,
@@ -100,13 +100,13 @@ def test_dipole_target_and_features():
     ).double()
     atoms = ase.build.molecule("CH4")
     outputs = {
-        "dipole": ModelOutput(sample_kind="system"),
+        "mtt::dipole": ModelOutput(sample_kind="system"),
         "feature": ModelOutput(sample_kind="atom"),
         "mtt::aux::energy_last_layer_features": ModelOutput(sample_kind="system"),
         "energy": ModelOutput(sample_kind="system"),
     }
     result = _run(model, [atoms], outputs)
-    dipole = result["dipole"].block()
+    dipole = result["mtt::dipole"].block()
     assert dipole.values.shape == (1, 3, 1)
     assert dipole.components[0].names == ["xyz"]
     assert result["feature"].block().values.shape == (5, 12 + 16)
@@ -120,7 +120,9 @@ def test_dipole_target_and_features():
     n_atoms = len(atoms)
     energy = last @ w.T + n_atoms * readout.node_heads[0].last.bias
     torch.testing.assert_close(energy, result["energy"].block().values)
-    ase_dipole = _run(model, [atoms], {"dipole": ModelOutput(sample_kind="atom")})
+    with pytest.raises(ValueError, match="mtt::dipole"):
+        PET(atomic_types=[1], targets={"dipole": {"kind": "cartesian"}})
+    ase_dipole = _run(model, [atoms], {"mtt::dipole": ModelOutput(sample_kind="atom")})
     torch.testing.assert_close(
-        ase_dipole["dipole"].block().values.sum(0), dipole.values[0]
+        ase_dipole["mtt::dipole"].block().values.sum(0), dipole.values[0]
     )
