@@ -16,9 +16,6 @@ microseconds. Delete this module and the ``.pth`` file the day metatrain discove
 external architectures through entry points.
 """
 
-import functools
-import importlib
-import importlib.util
 import sys
 
 ALIAS = "metatrain.pet_mta"
@@ -34,6 +31,8 @@ class _AliasLoader:
         self.real_name = real_name
 
     def create_module(self, spec):
+        import importlib
+
         module = importlib.import_module(self.real_name)
         self.real_spec = module.__spec__
         return module
@@ -62,6 +61,8 @@ class _PatchingLoader:
 
 def patch_architectures(module) -> None:
     """Make ``module.find_all_architectures()`` include ``pet_mta`` (idempotent)."""
+    import functools
+
     original = module.find_all_architectures
     if getattr(original, "_pet_mta_bridge", False):
         return
@@ -81,9 +82,12 @@ class MetatrainBridgeFinder:
     """``sys.meta_path`` finder implementing the two bridges described above."""
 
     def find_spec(self, fullname, path=None, target=None):
-        from importlib.machinery import ModuleSpec
-
+        # nothing may be imported here before the name checks: this method sees
+        # every import, including those of the modules it would import
         if fullname == ALIAS or fullname.startswith(ALIAS + "."):
+            import importlib.machinery
+            import importlib.util
+
             real_name = REAL + fullname[len(ALIAS) :]
             try:
                 real_spec = importlib.util.find_spec(real_name)
@@ -91,7 +95,7 @@ class MetatrainBridgeFinder:
                 return None
             if real_spec is None:
                 return None
-            spec = ModuleSpec(
+            spec = importlib.machinery.ModuleSpec(
                 fullname,
                 _AliasLoader(real_name),
                 is_package=real_spec.submodule_search_locations is not None,
