@@ -418,15 +418,15 @@ class PET(torch.nn.Module):
         for t in self.target_list:
             result[t.name] = ModelOutput(
                 unit=t.unit,
-                sample_kind="system",
+                sample_kind="atom",
                 description=t.description,
             )
             result[last_layer_features_name(t.name)] = ModelOutput(
-                sample_kind="system",
+                sample_kind="atom",
                 description=f"last-layer features of the '{t.name}' head",
             )
         result["feature"] = ModelOutput(
-            sample_kind="system", description="PET atomic features (node + edges)"
+            sample_kind="atom", description="PET atomic features (node + edges)"
         )
         return result
 

@@ -73,3 +73,15 @@ def test_export_does_not_alias_the_model(model64, alloy):
     )
     value = exported(systems, options, check_consistency=True)["energy"]
     assert abs(float(value.block().values) - before) < 1e-12
+
+
+def test_exported_model_serves_per_atom_and_per_system(model64, alloy):
+    exported = model64.export()
+    assert exported.capabilities().outputs["energy"].sample_kind == "atom"
+    systems = systems_from_ase([alloy], model64)
+    for kind, n_samples in (("atom", len(alloy)), ("system", 1)):
+        options = ModelEvaluationOptions(
+            length_unit="angstrom", outputs={"energy": ModelOutput(sample_kind=kind)}
+        )
+        result = exported(systems, options, check_consistency=True)["energy"]
+        assert result.block().values.shape == (n_samples, 1)
