@@ -355,3 +355,31 @@ def test_exported_capabilities_allow_per_atom_energies(tmp_path):
     )
     per_atom = exported([system], options, check_consistency=True)["energy"]
     assert per_atom.block().values.shape == (8, 1)
+
+
+def test_adamw_when_weight_decay_is_set(tmp_path):
+    frames = emt_frames(4)
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=1, weight_decay=0.01)
+    group = trainer.optimizer_state_dict["param_groups"][0]
+    assert group["weight_decay"] == 0.01
+    assert group.get("decoupled_weight_decay", True)  # AdamW, not Adam + L2
+
+
+def test_warmup_then_cosine_schedule():
+    from pet_mta.metatrain.schedule import warmup_cosine
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=1.0)
+    scheduler = warmup_cosine(optimizer, total_steps=100, warmup_fraction=0.1)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0.0
+    assert rates[5] == pytest.approx(0.5)
+    assert rates[10] == pytest.approx(1.0)
+    assert rates[55] == pytest.approx(0.5, abs=1e-6)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[-1] < 1e-3

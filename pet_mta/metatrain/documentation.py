@@ -10,9 +10,10 @@ forces and stress through autograd, extra scalar and Cartesian-vector targets, p
 atom or per system, ``features`` and last-layer features).
 
 Features of metatrain's PET that pet_mta does not implement (``zbl``,
-``long_range``, ``system_conditioning``, adaptive cutoffs, LoRA fine-tuning,
-``max_atoms_per_batch``) are accepted at their default value only; asking for them
-is an error, never silently ignored.
+``long_range``, ``system_conditioning``, adaptive cutoffs, LoRA fine-tuning) are
+accepted at their default value only; asking for them is an error, never silently
+ignored. Baselines and target scales are stored inside the exported model; a target
+scale is one number per target (no per-species scales).
 
 {{SECTION_INSTALLATION}}
 

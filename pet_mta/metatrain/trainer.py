@@ -174,14 +174,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
         )
 
         parameters = trainable_parameters(model)
-        if hypers["weight_decay"] is None:
-            optimizer = torch.optim.Adam(parameters, lr=hypers["learning_rate"])
-        else:
-            optimizer = torch.optim.AdamW(
-                parameters,
-                lr=hypers["learning_rate"],
-                weight_decay=hypers["weight_decay"],
-            )
+        optimizer = make_optimizer(parameters, hypers)
         scheduler = warmup_cosine(
             optimizer,
             hypers["num_epochs"] * len(train_loader),
@@ -416,6 +409,15 @@ class _Step:
             name: map_values(t, torch.Tensor.detach) for name, t in predictions.items()
         }
         return loss, detached, targets, extra
+
+
+def make_optimizer(parameters: list, hypers: Dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam, or AdamW when ``weight_decay`` is set."""
+    if hypers["weight_decay"] is None:
+        return torch.optim.Adam(parameters, lr=hypers["learning_rate"])
+    return torch.optim.AdamW(
+        parameters, lr=hypers["learning_rate"], weight_decay=hypers["weight_decay"]
+    )
 
 
 def complete_loss_config(loss: Any, targets: Dict[str, Any]) -> Dict[str, Any]:
