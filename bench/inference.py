@@ -264,7 +264,10 @@ HEADER = (
 NOTES = """\
 Peak memory is the rise of the resident set size during one call. The machine
 was shared with other jobs, so absolute times are noisy; ratios come from calls
-interleaved in one process.
+interleaved in one process. On a shared 2-core machine the 2-thread runs compete
+with other jobs (they can be slower than 1 thread), and a rise of the cost per atom
+seen for both models at the same size points at the machine, not the model: check
+flatness on a quiet machine.
 
 Why pet_mta's PET is cheaper at the same sizes: its dense layers run on *packed*
 tokens (one row per real edge, no padding to the largest neighbour count), only
@@ -341,6 +344,9 @@ def plot(report: Dict[str, Any], path: str) -> None:
                 label=f"{'pet_mta' if name == 'ours' else 'metatrain PET'}, {t} thr",
             )
     ax.set_xscale("log")
+    sizes = sorted({row["n_atoms"] for row in report["results"]})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_ylim(bottom=0)
     ax.set_xlabel("atoms")
     ax.set_ylabel("energy + forces cost (µs / atom)")
