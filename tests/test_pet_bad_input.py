@@ -50,7 +50,7 @@ def test_empty_system_gives_zero(model64):
     result = model64([empty, other], ENERGY, None)["energy"].block().values.detach()
     assert result.shape == (2, 1)
     assert float(result[0, 0]) == 0.0
-    alone = model64([other], ENERGY, None)["energy"].block().values
+    alone = model64([other], ENERGY, None)["energy"].block().values.detach()
     assert float(result[1, 0]) == pytest.approx(float(alone[0, 0]), abs=1e-12)
     per_atom = model64([empty], {"energy": ModelOutput(sample_kind="atom")}, None)
     assert per_atom["energy"].block().values.shape == (0, 1)
