@@ -16,7 +16,7 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
         "Inference speed against metatrain's PET",
         "bench/inference.py",
     ),
-    ("training", "Training accuracy against metatrain's PET", "bench/training.py"),
+    ("accuracy", "Training accuracy against metatrain's PET", "bench/accuracy.py"),
     ("ecse", "ECSE: cost and equivariance error", "bench/ecse.py"),
     ("engine_overhead", "Engine overhead (ASE, i-PI)", "bench/engine_overhead.py"),
     ("ensemble", "Ensembles and LLPR uncertainties", "bench/ensemble.py"),
