@@ -21,7 +21,7 @@ from metatomic.torch import (
 from .hypers import resolve_hypers
 from .modules.cutoff import SmoothCutoff
 from .modules.graph import build_edge_graph
-from .modules.readout import TargetReadout
+from .modules.readout import TargetReadout, atomic_stress
 from .modules.tensormaps import make_tensormap
 from .modules.tokens import EdgeTokenizer
 from .modules.transformer import TransformerBlock, log_key_weights
@@ -32,6 +32,14 @@ def last_layer_features_name(target: str) -> str:
     """Name of the last-layer-features output of ``target`` (metatrain convention)."""
     base = target[5:] if target.startswith("mtt::") else target
     return "mtt::aux::" + base + "_last_layer_features"
+
+
+def _volumes(systems: List[System], like: torch.Tensor) -> torch.Tensor:
+    """``[n_systems]`` cell volumes (0 for systems without a 3D cell)."""
+    volumes = torch.zeros(len(systems), dtype=like.dtype, device=like.device)
+    for s, system in enumerate(systems):
+        volumes[s] = torch.abs(torch.det(system.cell))
+    return volumes
 
 
 class GNNLayer(torch.nn.Module):
@@ -171,6 +179,13 @@ class PET(torch.nn.Module):
         self.target_properties: Dict[str, int] = {
             t.name: t.n_properties for t in self.target_list
         }
+        self.target_property_names: Dict[str, str] = {
+            t.name: t.property_name for t in self.target_list
+        }
+        self.target_kinds: Dict[str, str] = {t.name: t.kind for t in self.target_list}
+        self.stress_targets: List[str] = [
+            t.name for t in self.target_list if t.kind == "stress"
+        ]
         self.last_layer_names: Dict[str, str] = {
             last_layer_features_name(t.name): t.name for t in self.target_list
         }
@@ -339,17 +354,16 @@ class PET(torch.nn.Module):
                     want_ll,
                 )
                 if want_values:
-                    if name == "energy":
-                        properties = Labels(
-                            ["energy"], torch.zeros((1, 1), dtype=torch.int32)
+                    if self.target_kinds[name] == "stress":
+                        values = atomic_stress(
+                            values, _volumes(systems, values), graph.system_index
                         )
-                    else:
-                        properties = Labels(
-                            ["properties"],
-                            torch.arange(
-                                self.target_properties[name], dtype=torch.int32
-                            ).reshape(-1, 1),
-                        )
+                    properties = Labels(
+                        [self.target_property_names[name]],
+                        torch.arange(
+                            self.target_properties[name], dtype=torch.int32
+                        ).reshape(-1, 1),
+                    )
                     results[name] = make_tensormap(
                         values.index_select(0, chosen),
                         chosen_system,

@@ -1,11 +1,27 @@
-"""What a PET model predicts: energy and any extra scalar or Cartesian-vector target."""
+"""What a PET model predicts: energy, direct forces and stress, and any extra scalar or
+Cartesian-vector target."""
 
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Union
 
 from metatomic.torch import ModelCapabilities, ModelOutput
 
-KINDS = ("scalar", "cartesian")
+KINDS = ("scalar", "cartesian", "stress")
+
+#: metatomic standard outputs predicted directly, and the kind they need
+DIRECT_OUTPUTS = {
+    "non_conservative_forces": "cartesian",
+    "non_conservative_force": "cartesian",
+    "non_conservative_stress": "stress",
+}
+
+#: name of the properties dimension metatomic expects for standard outputs
+STANDARD_PROPERTIES = {
+    "energy": "energy",
+    "non_conservative_forces": "non_conservative_force",
+    "non_conservative_force": "non_conservative_force",
+    "non_conservative_stress": "non_conservative_stress",
+}
 
 
 @dataclass(frozen=True)
@@ -17,8 +33,11 @@ class Target:
 
     :param name: output name: a metatomic standard output (``"energy"``, ...) or a
         namespaced one (``"mtt::dipole"``, ...)
-    :param kind: ``"scalar"`` (``n_properties`` numbers) or ``"cartesian"`` (a 3-vector
-        per property, components ``x, y, z``)
+    :param kind: ``"scalar"`` (``n_properties`` numbers), ``"cartesian"`` (a 3-vector
+        per property, component ``xyz``) or ``"stress"`` (a symmetric 3x3 matrix per
+        property, components ``xyz_1, xyz_2``: atomic virials ``w_i`` in energy units,
+        reported as ``w_i / V`` with ``V`` the cell volume, so the per-system value is
+        the stress ``sum_i w_i / V``; NaN for systems without a 3D cell)
     :param unit: unit of the values (e.g. ``"eV"``, ``"e*angstrom"``), ``""`` for none
     :param quantity: physical quantity for unit conversion (``"energy"``, ...)
     :param n_properties: number of properties
@@ -41,6 +60,12 @@ class Target:
             raise ValueError(f"target '{self.name}': n_properties must be >= 1")
         if self.name == "energy" and (self.kind != "scalar" or self.n_properties != 1):
             raise ValueError("the 'energy' target must be a single scalar")
+        expected = DIRECT_OUTPUTS.get(self.name)
+        if expected is not None and (self.kind != expected or self.n_properties != 1):
+            raise ValueError(
+                f"the '{self.name}' target must be of kind '{expected}' with a "
+                "single property"
+            )
         if self.name in ("feature", "features") or self.name.startswith("mtt::aux::"):
             raise ValueError(f"'{self.name}' is reserved for the model's own outputs")
         try:
@@ -54,7 +79,12 @@ class Target:
 
     @property
     def n_components(self) -> int:
-        return 3 if self.kind == "cartesian" else 1
+        return {"scalar": 1, "cartesian": 3, "stress": 9}[self.kind]
+
+    @property
+    def property_name(self) -> str:
+        """Name of the properties dimension of the output's ``TensorMap``."""
+        return STANDARD_PROPERTIES.get(self.name, "properties")
 
 
 ENERGY = Target(

@@ -83,3 +83,29 @@ class TargetReadout(torch.nn.Module):
         if with_last_layer:
             return values, torch.cat(hidden, dim=1)
         return values, torch.zeros(0, device=values.device, dtype=values.dtype)
+
+
+def atomic_stress(
+    virials: torch.Tensor, volumes: torch.Tensor, system_index: torch.Tensor
+) -> torch.Tensor:
+    """Atomic virials -> symmetric atomic stress contributions ``w_i / V``.
+
+    The per-system stress is the sum over atoms, ``sum_i w_i / V``: atom-local virials
+    over the cell volume, so a stretched cell with the same local environments has
+    a proportionally smaller stress.
+
+    :param virials: ``[N, 9 * n_properties]`` atomic virials (row-major 3x3 first)
+    :param volumes: ``[n_systems]`` cell volumes (0 without a 3D cell)
+    :param system_index: ``[N]`` system of every atom
+    :return: ``[N, 9 * n_properties]``, NaN for atoms of systems without a volume
+    """
+    n_atoms = virials.shape[0]
+    matrices = virials.reshape(n_atoms, 3, 3, -1)
+    matrices = 0.5 * (matrices + matrices.transpose(1, 2))
+    volume = volumes.index_select(0, system_index)[:, None, None, None]
+    has_volume = volume > 0
+    safe = torch.where(has_volume, volume, torch.ones_like(volume))
+    stress = torch.where(
+        has_volume, matrices / safe, torch.full_like(matrices, float("nan"))
+    )
+    return stress.reshape(n_atoms, -1)

@@ -29,7 +29,8 @@ def make_tensormap(
     :param system_index: ``[n_selected]`` system of every selected atom
     :param atom_index: ``[n_selected]`` index of every selected atom in its system
     :param per_atom: keep atoms as samples, or sum them into ``n_systems`` samples
-    :param n_components: 1 for scalars, 3 for Cartesian vectors (component ``xyz``)
+    :param n_components: 1 for scalars, 3 for Cartesian vectors (component ``xyz``),
+        9 for 3x3 matrices (components ``xyz_1, xyz_2``, row-major)
     """
     device = values.device
     if per_atom:
@@ -44,11 +45,14 @@ def make_tensormap(
             torch.arange(n_systems, dtype=torch.int32, device=device).reshape(-1, 1),
         )
     components: List[Labels] = []
+    xyz = torch.arange(3, dtype=torch.int32, device=device)[:, None]
     if n_components == 3:
         values = values.reshape(values.shape[0], 3, -1)
-        components.append(
-            Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
-        )
+        components.append(Labels(["xyz"], xyz))
+    elif n_components == 9:
+        values = values.reshape(values.shape[0], 3, 3, -1)
+        components.append(Labels(["xyz_1"], xyz))
+        components.append(Labels(["xyz_2"], xyz))
     block = TensorBlock(
         values=values,
         samples=samples,
