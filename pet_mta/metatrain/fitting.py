@@ -76,6 +76,12 @@ def _per_atom_residuals(
     system = sample["system"] if isinstance(sample, dict) else sample.system
     values = sample[name].block().values.detach().to(torch.float64)
     values = values.reshape(values.shape[0], -1)
+    if name in pet.stress_targets:
+        # the stress head predicts atomic virials: scale them, not the stress
+        volume = float(torch.abs(torch.det(system.cell.to(torch.float64))))
+        if volume == 0.0:
+            return []
+        values = values * volume
     types = system.types.to(torch.long)
     index = pet.type_to_index[types]
     baseline = pet.readouts[name].baseline.to(torch.float64)

@@ -12,8 +12,12 @@ from ..targets import Target
 def target_from_info(name: str, info: TargetInfo) -> Target:
     """The :class:`pet_mta.Target` predicting the metatrain target ``name``.
 
-    :raises ValueError: for spherical, atomic-basis, rank > 1 Cartesian or atom-pair
-        targets, which pet_mta does not predict
+    Rank-2 Cartesian targets whose name contains ``stress`` (metatrain's
+    ``non_conservative_stress``) become ``"stress"`` targets: symmetric, atomic
+    virials divided by the cell volume.
+
+    :raises ValueError: for spherical, atomic-basis, other rank > 1 Cartesian or
+        atom-pair targets, which pet_mta does not predict
     """
     if info.sample_kind not in ("system", "atom"):
         raise ValueError(
@@ -31,10 +35,13 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
         kind = "scalar"
     elif info.is_cartesian and len(block.components) == 1:
         kind = "cartesian"
+    elif info.is_cartesian and len(block.components) == 2 and "stress" in name:
+        kind = "stress"
     else:
         raise ValueError(
-            f"target '{name}': pet_mta predicts scalars and Cartesian vectors "
-            "(rank 1) only, not spherical tensors or higher-rank Cartesian tensors"
+            f"target '{name}': pet_mta predicts scalars, Cartesian vectors (rank 1) "
+            "and stresses only, not spherical tensors or other higher-rank Cartesian "
+            "tensors"
         )
     return Target(
         name=name,

@@ -5,7 +5,9 @@ warm-up + cosine learning rate and gradient clipping, then a validation pass who
 metrics are logged and select the best model. Forces and stress come from autograd
 (``evaluate_model``), so their loss is differentiated twice. The loss compares
 predictions and targets divided by each target's scale (per atom for per-system
-targets, unless listed in ``per_structure_targets``); metrics are in physical units.
+targets, unless listed in ``per_structure_targets``); direct stresses enter the loss
+multiplied by the cell volume (virials, the unit of their scale). Metrics are in
+physical units.
 """
 
 import copy
@@ -75,6 +77,25 @@ def normalised(
         name: map_values(t, lambda v, s=scales[name]: v / s)
         for name, t in tensors.items()
     }
+
+
+def stress_times_volume(
+    tensors: Dict[str, TensorMap], systems: list, names: List[str]
+) -> Dict[str, TensorMap]:
+    """Per-system direct stresses (``names``) multiplied by the cell volume.
+
+    After the per-atom averaging this is the virial per atom, the quantity whose
+    RMS is the stress target's scale, so the normalised stress loss is O(1).
+    """
+    volumes = torch.stack([torch.abs(torch.det(s.cell)) for s in systems])
+    result = dict(tensors)
+    for name in names:
+        if name in result and "atom" not in result[name].block().samples.names:
+            result[name] = map_values(
+                result[name],
+                lambda v: v * volumes.to(v).reshape((-1,) + (1,) * (v.dim() - 1)),
+            )
+    return result
 
 
 class _Metrics:
@@ -381,6 +402,8 @@ class _Step:
         self.device = device
         self.distributed = distributed
         self.needs_gradients = any(len(t.gradients) > 0 for t in targets.values())
+        pet = getattr(network, "module", network).pet
+        self.stresses = list(pet.stress_targets)
 
     def __call__(self, batch, training: bool):
         systems, targets, extra = unpack_batch(batch)
@@ -396,8 +419,12 @@ class _Step:
         predictions = average_by_num_atoms(predictions, systems, self.per_structure)
         targets = average_by_num_atoms(targets, systems, self.per_structure)
         loss = self.loss_fn(
-            normalised(predictions, self.scales),
-            normalised(targets, self.scales),
+            normalised(
+                stress_times_volume(predictions, systems, self.stresses), self.scales
+            ),
+            normalised(
+                stress_times_volume(targets, systems, self.stresses), self.scales
+            ),
             extra,
         )
         if training and self.distributed:
