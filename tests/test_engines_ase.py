@@ -3,64 +3,14 @@
 import ase.build
 import numpy as np
 import pytest
-import torch
 from ase import units
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
-from metatomic.torch import ModelOutput, System
+from engine_helpers import alloy, reference, small_model
+from metatomic.torch import ModelOutput
 from metatomic_ase import MetatomicCalculator
 
-from pet_mta import PET
-from pet_mta.neighbors import add_neighbor_lists, systems_from_ase
-
-
-def small_model(seed: int = 0) -> PET:
-    torch.manual_seed(seed)
-    model = PET(
-        atomic_types=[28, 29],
-        cutoff=4.0,
-        d_pet=16,
-        d_head=16,
-        d_node=16,
-        d_feedforward=32,
-        num_heads=2,
-        num_gnn_layers=2,
-    )
-    model.set_baseline("energy", {28: -1.5, 29: -2.0})
-    return model.to(torch.float64).eval()
-
-
-def structure() -> ase.Atoms:
-    atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
-    atoms.symbols[::5] = "Ni"
-    atoms.cell[0, 1] = 0.3  # triclinic
-    atoms.rattle(0.05, seed=3)
-    return atoms
-
-
-def python_reference(model: PET, atoms: ase.Atoms):
-    """Energy, forces, stress (Voigt, eV/Å^3) and per-atom energies by autograd."""
-    base = systems_from_ase([atoms], model)[0]
-    strain = torch.eye(3, dtype=torch.float64, requires_grad=True)
-    positions = base.positions.clone().requires_grad_(True)
-    system = System(
-        types=base.types,
-        positions=positions @ strain,
-        cell=base.cell @ strain,
-        pbc=base.pbc,
-    )
-    systems = add_neighbor_lists([system], model)
-    energy = model(systems, {"energy": ModelOutput(sample_kind="system")})
-    energy = energy["energy"].block().values.sum()
-    energy.backward()
-    stress = (strain.grad / atoms.get_volume()).numpy()
-    stress = 0.5 * (stress + stress.T)  # PET is not exactly rotation-invariant
-    voigt = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-
-    systems = systems_from_ase([atoms], model)
-    per_atom = model(systems, {"energy": ModelOutput(sample_kind="atom")})
-    per_atom = per_atom["energy"].block().values.detach().reshape(-1).numpy()
-    return energy.item(), -positions.grad.numpy(), voigt, per_atom
+from pet_mta.neighbors import systems_from_ase
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +23,10 @@ def exported(tmp_path_factory):
 
 def test_calculator_matches_python_model(exported):
     model, path = exported
-    atoms = structure()
+    atoms = alloy(triclinic=True)
     atoms.calc = MetatomicCalculator(path, device="cpu")
-    energy, forces, stress, per_atom = python_reference(model, atoms)
+    energy, forces, stress, per_atom = reference(model, atoms)
+    stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt, as ASE
 
     assert atoms.get_potential_energy() == pytest.approx(energy, rel=1e-10)
     np.testing.assert_allclose(atoms.get_forces(), forces, atol=1e-10)
@@ -89,7 +40,7 @@ def test_calculator_matches_python_model(exported):
 
 def test_nve_energy_is_conserved(exported):
     _, path = exported
-    atoms = structure()
+    atoms = alloy(triclinic=True)
     atoms.calc = MetatomicCalculator(path, device="cpu")
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)

@@ -15,7 +15,7 @@ import ase.build
 import ase.io
 import numpy as np
 import pytest
-import torch
+from engine_helpers import alloy, small_model
 from metatomic.torch import ModelOutput
 
 from pet_mta import PET
@@ -30,28 +30,6 @@ pytestmark = pytest.mark.engines
 EXAMPLES = Path(__file__).parent.parent / "examples" / "engines" / "ipi"
 N_STEPS = 30
 BIN = Path(sys.executable).parent
-
-
-def small_model() -> PET:
-    torch.manual_seed(0)
-    model = PET(
-        atomic_types=[28, 29],
-        cutoff=4.0,
-        d_pet=16,
-        d_head=16,
-        d_node=16,
-        d_feedforward=32,
-        num_heads=2,
-        num_gnn_layers=2,
-    )
-    return model.to(torch.float64).eval()
-
-
-def structure() -> ase.Atoms:
-    atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
-    atoms.symbols[::5] = "Ni"
-    atoms.rattle(0.05, seed=3)
-    return atoms
 
 
 def model_forces(model: PET, atoms: ase.Atoms) -> np.ndarray:
@@ -88,7 +66,7 @@ def model():
 @pytest.fixture
 def workdir(tmp_path, model):
     model.export().save(str(tmp_path / "model.pt"))
-    ase.io.write(tmp_path / "init.xyz", structure(), format="extxyz")
+    ase.io.write(tmp_path / "init.xyz", alloy(), format="extxyz")
     return tmp_path
 
 
@@ -121,7 +99,7 @@ def check_run(workdir: Path, prefix: str, model: PET, max_drift: float):
     """Conserved quantity and first-frame forces of a finished i-PI run."""
     properties = read_properties(workdir / f"{prefix}.out")
     assert len(properties["step"]) == N_STEPS + 1
-    n_atoms = len(structure())
+    n_atoms = len(alloy())
     conserved = properties["conserved"]
     potential = properties["potential"]
     # the dynamics moved energy around: the conservation check is not vacuous

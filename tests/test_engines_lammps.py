@@ -17,67 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ase
-import ase.build
 import numpy as np
 import pytest
-import torch
 from ase import units
-from metatomic.torch import ModelOutput, System
-
-from pet_mta import PET
-from pet_mta.neighbors import add_neighbor_lists, systems_from_ase
+from engine_helpers import alloy, reference, small_model
 
 pytestmark = pytest.mark.engines
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "engines"
-
-
-def small_model() -> PET:
-    torch.manual_seed(0)
-    model = PET(
-        atomic_types=[28, 29],
-        cutoff=4.0,
-        d_pet=16,
-        d_head=16,
-        d_node=16,
-        d_feedforward=32,
-        num_heads=2,
-        num_gnn_layers=2,
-    )
-    model.set_baseline("energy", {28: -1.5, 29: -2.0})
-    return model.to(torch.float64).eval()
-
-
-def structure(triclinic: bool) -> ase.Atoms:
-    atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
-    atoms.symbols[::5] = "Ni"
-    if triclinic:
-        atoms.set_cell(atoms.cell + [[0, 0, 0], [0.4, 0, 0], [0.2, -0.3, 0]])
-    atoms.rattle(0.05, seed=3)
-    atoms.wrap()
-    return atoms
-
-
-def reference(model: PET, atoms: ase.Atoms):
-    """Energy (eV), forces (eV/Å) and symmetrised stress (eV/Å^3, 3x3)."""
-    base = systems_from_ase([atoms], model)[0]
-    strain = torch.eye(3, dtype=torch.float64, requires_grad=True)
-    positions = base.positions.clone().requires_grad_(True)
-    system = System(
-        types=base.types,
-        positions=positions @ strain,
-        cell=base.cell @ strain,
-        pbc=base.pbc,
-    )
-    outputs = model(
-        add_neighbor_lists([system], model),
-        {"energy": ModelOutput(sample_kind="system")},
-    )
-    energy = outputs["energy"].block().values.sum()
-    energy.backward()
-    stress = strain.grad.numpy() / atoms.get_volume()
-    return energy.item(), -positions.grad.numpy(), 0.5 * (stress + stress.T)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +70,7 @@ def test_cpp_program_matches_python(exported, tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    atoms = structure(triclinic=True)
+    atoms = alloy(triclinic=True)
     system_file = tmp_path / "system.txt"
     lines = [str(len(atoms))]
     lines += [" ".join(repr(float(x)) for x in row) for row in atoms.cell]
@@ -147,7 +94,7 @@ def test_cpp_program_matches_python(exported, tmp_path):
     # the program reports the interaction range of the model (2 layers x 4 Å)
     assert "interaction range 8 A" in result.stderr
 
-    expected_energy, expected_forces, _ = reference(model, atoms)
+    expected_energy, expected_forces, _, _ = reference(model, atoms)
     assert energy == pytest.approx(expected_energy, rel=1e-12)
     assert forces.shape == (len(atoms), 3)
     np.testing.assert_allclose(forces, expected_forces, atol=1e-10)
@@ -173,7 +120,7 @@ def fix_external():
 
 def test_fix_external_matches_model(exported, fix_external, tmp_path):
     model, path = exported
-    atoms = structure(triclinic=False)
+    atoms = alloy(triclinic=False)
     lmp, callback = fix_external.setup(
         atoms,
         str(path),
@@ -182,7 +129,7 @@ def test_fix_external_matches_model(exported, fix_external, tmp_path):
         extra_thermo="pxx pyy pzz pxy pxz pyz",
     )
     callback.run(0)
-    energy, forces, stress = reference(model, atoms)
+    energy, forces, stress, _ = reference(model, atoms)
 
     assert lmp.get_thermo("pe") == pytest.approx(energy, rel=1e-10)
     n_local = lmp.extract_global("nlocal")
@@ -208,7 +155,7 @@ def test_fix_external_matches_model(exported, fix_external, tmp_path):
 
 def test_fix_external_nve(exported, fix_external, tmp_path):
     _, path = exported
-    atoms = structure(triclinic=False)
+    atoms = alloy(triclinic=False)
     lmp, callback = fix_external.setup(
         atoms, str(path), workdir=str(tmp_path), temperature=300.0
     )
