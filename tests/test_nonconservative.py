@@ -285,8 +285,11 @@ def test_metatrain_trains_direct_targets_jointly(tmp_path):
     volume_per_atom = 2 * 3.6**3 / 8  # emt_frames: 2x1x1 cubic fcc cells
     virial_rms = float((stress * volume_per_atom).pow(2).mean().sqrt())
     assert float(model.pet.readouts[STRESS].scale[0]) == pytest.approx(virial_rms)
-    # 40 short epochs with random rotations: both direct errors go down
-    assert (after[0] - forces).abs().mean() < 0.95 * (before[0] - forces).abs().mean()
+    # 40 short epochs with random rotations: both direct errors go down, and the
+    # direct forces beat predicting zero (they learnt directions)
+    error = (after[0] - forces).abs().mean()
+    assert error < 0.85 * (before[0] - forces).abs().mean()
+    assert error < 0.85 * forces.abs().mean()
     assert (after[2] - stress).abs().mean() < 0.8 * (before[2] - stress).abs().mean()
 
     # the exported model passes metatomic's checks with the direct outputs

@@ -5,9 +5,10 @@ warm-up + cosine learning rate and gradient clipping, then a validation pass who
 metrics are logged and select the best model. Forces and stress come from autograd
 (``evaluate_model``), so their loss is differentiated twice. The loss compares
 predictions and targets divided by each target's scale (per atom for per-system
-targets, unless listed in ``per_structure_targets``); direct stresses enter the loss
-multiplied by the cell volume (virials, the unit of their scale). Metrics are in
-physical units.
+targets, unless listed in ``per_structure_targets``); direct forces and stresses
+trained with the energy are divided by the energy's scale, like the conservative
+ones, and direct stresses enter the loss multiplied by the cell volume (virials).
+Metrics are in physical units.
 """
 
 import copy
@@ -35,6 +36,7 @@ from metatrain.utils.metrics import MAEAccumulator, RMSEAccumulator, get_selecte
 from metatrain.utils.per_atom import average_by_num_atoms
 from metatrain.utils.transfer import batch_to
 
+from ..targets import DIRECT_OUTPUTS
 from . import checkpoints
 from .data import make_loaders
 from .distributed import init_process_group
@@ -77,6 +79,18 @@ def normalised(
         name: map_values(t, lambda v, s=scales[name]: v / s)
         for name, t in tensors.items()
     }
+
+
+def loss_scales(model: PETModel, names: List[str]) -> Dict[str, float]:
+    """What every target is divided by in the loss: its scale, except direct forces
+    and stresses trained with the energy, which use the energy's scale like the
+    conservative forces and virials they replace (so both get the same weight)."""
+    scales = {name: float(model.pet.readouts[name].scale[0]) for name in names}
+    if "energy" in scales:
+        for name in names:
+            if name in DIRECT_OUTPUTS:
+                scales[name] = scales["energy"]
+    return scales
 
 
 def stress_times_volume(
@@ -179,7 +193,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
         self._fit_normalisation(
             model, names, train_datasets, distributed, checkpoint_dir
         )
-        scales = {name: float(model.pet.readouts[name].scale[0]) for name in names}
+        scales = loss_scales(model, names)
 
         train_loader, val_loader, epoch_samplers = make_loaders(
             model,
