@@ -127,7 +127,7 @@ INCLUDED_FILES: List[Tuple[str, str]] = [
     ("examples/engines/ipi/input.xml", "xml"),
     ("examples/engines/ipi/input-direct.xml", "xml"),
     ("examples/engines/ipi/run.sh", "bash"),
-    ("examples/engines/ipi/input-mts.xml", "xml"),
+    ("examples/engines/ipi-mts/input-mts.xml", "xml"),
     ("examples/engines/lammps/in.metatomic", "text"),
     ("examples/engines/lammps/fix_external.py", "python"),
     ("examples/engines/cpp/CMakeLists.txt", "cmake"),
