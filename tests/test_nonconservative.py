@@ -318,3 +318,20 @@ def test_joint_training_direct_forces_approach_conservative_ones(tmp_path):
     gap_after = (after[0] - after[1]).abs().mean()
     assert gap_after < 0.7 * gap_before
     assert (after[0] - forces).abs().mean() < 0.8 * (before[0] - forces).abs().mean()
+
+
+def test_ase_calculator_uses_the_direct_outputs(tmp_path):
+    metatomic_ase = pytest.importorskip("metatomic_ase")
+    pet = direct_pet().eval()
+    path = str(tmp_path / "direct.pt")
+    pet.export().save(path)
+    atoms = triclinic_alloy()
+    forces, stress = direct_outputs(pet, atoms)
+    atoms.calc = metatomic_ase.MetatomicCalculator(path, non_conservative=True)
+    # the calculator removes the net force (the head does not constrain it)
+    assert np.abs(forces.mean(0)).max() > 1e-4
+    np.testing.assert_allclose(atoms.get_forces(), forces - forces.mean(0), atol=1e-10)
+    np.testing.assert_allclose(atoms.get_stress(voigt=False), stress[0], atol=1e-10)
+    # they are not the conservative forces of the same model
+    atoms.calc = metatomic_ase.MetatomicCalculator(path)
+    assert np.abs(atoms.get_forces() - forces).max() > 1e-4
