@@ -5,7 +5,7 @@
 #
 # model.pt: an exported pet_mta model with an energy and a direct-force output
 # (`non_conservative_forces`, e.g. trained with `mtt train` listing it as a target).
-# Default: a toy Cu model trained here on EMT data (train_mts_model.py, ~1 min).
+# Default: a toy Cu model trained here on EMT data (train_mts_model.py, about a minute).
 #
 # Runs input-mts.xml: 4 fs outer steps (conservative correction), 4 inner steps of
 # 1 fs with the direct forces. See mts.out for the conserved quantity.

@@ -4,9 +4,9 @@
 
 EMT (ASE) labels rattled and strained fcc Cu cells; the model learns the energy,
 its gradient (conservative forces) and a direct-force head
-(``non_conservative_force``) on the same forces, jointly. Minutes on a laptop with
-the defaults; a real model comes from ``mtt train`` with the
-``non_conservative_forces`` target (see ``docs``).
+(``non_conservative_force``) on the same forces, jointly. About a minute on one
+core with the defaults; a real model comes from ``mtt train`` with the
+``non_conservative_forces`` target (see ``README.md``).
 """
 
 import sys
@@ -24,12 +24,12 @@ from pet_mta.neighbors import systems_from_ase
 
 DIRECT_FORCES = "non_conservative_force"
 HYPERS = dict(
-    cutoff=4.5,
+    cutoff=4.0,
     cutoff_width=0.5,
-    d_pet=32,
-    d_head=32,
-    d_node=32,
-    d_feedforward=64,
+    d_pet=16,
+    d_head=16,
+    d_node=16,
+    d_feedforward=32,
     num_heads=2,
     num_attention_layers=1,
     num_gnn_layers=1,
@@ -53,7 +53,7 @@ def emt_frames(n: int, seed: int = 0) -> List[ase.Atoms]:
     return frames
 
 
-def train(n_frames: int = 48, n_steps: int = 400, seed: int = 0, **hypers) -> PET:
+def train(n_frames: int = 16, n_steps: int = 300, seed: int = 0, **hypers) -> PET:
     """Full-batch Adam on energy (per atom), conservative and direct forces.
 
     :param hypers: overrides of :data:`HYPERS`
@@ -105,6 +105,6 @@ def train(n_frames: int = 48, n_steps: int = 400, seed: int = 0, **hypers) -> PE
 
 if __name__ == "__main__":
     path = sys.argv[1] if len(sys.argv) > 1 else "model.pt"
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 400
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 300
     train(n_steps=steps).export().save(path)
     print(f"saved {path}")
