@@ -69,12 +69,12 @@ class Target:
         if self.name in ("feature", "features") or self.name.startswith("mtt::aux::"):
             raise ValueError(f"'{self.name}' is reserved for the model's own outputs")
         try:
-            ModelCapabilities(outputs={self.name: ModelOutput()})
-        except Exception:
+            ModelCapabilities(outputs={self.name: ModelOutput(unit=self.unit)})
+        except Exception as error:
             raise ValueError(
-                f"'{self.name}' is not a metatomic output name: standard names are "
-                f"e.g. 'energy' or 'charges', custom ones are namespaced, e.g. "
-                f"'mtt::{self.name}'"
+                f"target '{self.name}' (unit '{self.unit}') is not accepted by "
+                f"metatomic: standard names are e.g. 'energy' or 'charges', custom "
+                f"ones are namespaced, e.g. 'mtt::{self.name}' ({error})"
             ) from None
 
     @property
