@@ -20,11 +20,12 @@ from metatomic.torch import (
 
 from .hypers import resolve_hypers
 from .modules.cutoff import SmoothCutoff
+from .modules.gnn_layer import GNNLayer
 from .modules.graph import build_edge_graph
 from .modules.readout import TargetReadout, atomic_stress
-from .modules.tensormaps import make_tensormap
-from .modules.tokens import EdgeTokenizer
-from .modules.transformer import TransformerBlock, log_key_weights
+from .modules.selection import cell_volumes, select_atoms
+from .modules.tensormaps import feature_labels, make_tensormap
+from .modules.transformer import log_key_weights
 from .targets import Target, make_targets
 
 
@@ -32,68 +33,6 @@ def last_layer_features_name(target: str) -> str:
     """Name of the last-layer-features output of ``target`` (metatrain convention)."""
     base = target[5:] if target.startswith("mtt::") else target
     return "mtt::aux::" + base + "_last_layer_features"
-
-
-def _volumes(systems: List[System], like: torch.Tensor) -> torch.Tensor:
-    """``[n_systems]`` cell volumes (0 for systems without a 3D cell)."""
-    volumes = torch.zeros(len(systems), dtype=like.dtype, device=like.device)
-    for s, system in enumerate(systems):
-        volumes[s] = torch.abs(torch.det(system.cell))
-    return volumes
-
-
-class GNNLayer(torch.nn.Module):
-    """One message-passing layer: tokenise edges, run transformer blocks."""
-
-    def __init__(self, hypers: Dict[str, Any], n_species: int):
-        super().__init__()
-        d_pet = int(hypers["d_pet"])
-        self.central_embedding = torch.nn.Embedding(n_species, d_pet)
-        self.tokenizer = EdgeTokenizer(
-            d_pet,
-            float(hypers["cutoff"]),
-            distance_only=hypers["edge_embedding"] == "distance",
-        )
-        self.blocks = torch.nn.ModuleList(
-            [
-                TransformerBlock(
-                    width=d_pet,
-                    num_heads=int(hypers["num_heads"]),
-                    feedforward=int(hypers["d_feedforward"]),
-                    normalization=hypers["normalization"],
-                    activation=hypers["activation"],
-                    temperature=float(hypers["attention_temperature"]),
-                    pre_norm=hypers["transformer_type"] == "PreLN",
-                )
-                for _ in range(int(hypers["num_attention_layers"]))
-            ]
-        )
-
-    def forward(
-        self,
-        central: torch.Tensor,
-        species: torch.Tensor,
-        vectors: torch.Tensor,
-        distances: torch.Tensor,
-        projected: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
-    ) -> torch.Tensor:
-        """
-        :param projected: ``[E, d_pet]`` incoming messages after
-            ``tokenizer.project_messages``
-        :return: packed output tokens ``[N + E, d_pet]`` (centres first)
-        """
-        tokens = torch.cat(
-            [
-                central + self.central_embedding(species),
-                self.tokenizer.tokens(vectors, distances, projected),
-            ]
-        )
-        for block in self.blocks:
-            tokens = block(tokens, token_atom, token_slot, key_bias)
-        return tokens
 
 
 class PET(torch.nn.Module):
@@ -312,32 +251,9 @@ class PET(torch.nn.Module):
 
         # which atoms are reported
         n_systems = len(systems)
-        system_sizes = torch.zeros(n_systems, dtype=torch.long, device=messages.device)
-        for s, system in enumerate(systems):
-            system_sizes[s] = len(system)
-        first_atom = torch.cumsum(system_sizes, 0) - system_sizes
-        if selected_atoms is None:
-            chosen = torch.arange(n_atoms, device=messages.device)
-            chosen_system = graph.system_index
-            chosen_atom = chosen - first_atom[chosen_system]
-        else:
-            sel = selected_atoms.values.to(messages.device).to(torch.long)
-            chosen_system = sel[:, 0]
-            chosen_atom = sel[:, 1]
-            if sel.shape[0] > 0:
-                out_of_range = (chosen_system < 0) | (chosen_system >= n_systems)
-                if not bool(torch.any(out_of_range)):
-                    out_of_range = (chosen_atom < 0) | (
-                        chosen_atom >= system_sizes[chosen_system]
-                    )
-                if bool(torch.any(out_of_range)):
-                    bad: List[int] = sel[torch.nonzero(out_of_range)[0, 0]].tolist()
-                    raise ValueError(
-                        "selected atom "
-                        + str(bad)
-                        + " (system, atom) does not exist in the systems"
-                    )
-            chosen = first_atom[chosen_system] + chosen_atom
+        chosen, chosen_system, chosen_atom = select_atoms(
+            systems, graph.system_index, selected_atoms
+        )
 
         results: Dict[str, TensorMap] = {}
         for name, readout in self.readouts.items():
@@ -356,7 +272,7 @@ class PET(torch.nn.Module):
                 if want_values:
                     if self.target_kinds[name] == "stress":
                         values = atomic_stress(
-                            values, _volumes(systems, values), graph.system_index
+                            values, cell_volumes(systems, values), graph.system_index
                         )
                     properties = Labels(
                         [self.target_property_names[name]],
@@ -381,12 +297,7 @@ class PET(torch.nn.Module):
                         n_systems,
                         outputs[ll_name].sample_kind == "atom",
                         1,
-                        Labels(
-                            ["feature"],
-                            torch.arange(
-                                last_layer.shape[1], dtype=torch.int32
-                            ).reshape(-1, 1),
-                        ),
+                        feature_labels(last_layer.shape[1]),
                     )
 
         if "feature" in outputs:
@@ -401,10 +312,7 @@ class PET(torch.nn.Module):
                 n_systems,
                 outputs["feature"].sample_kind == "atom",
                 1,
-                Labels(
-                    ["feature"],
-                    torch.arange(features.shape[1], dtype=torch.int32).reshape(-1, 1),
-                ),
+                feature_labels(features.shape[1]),
             )
         return results
 

@@ -61,3 +61,8 @@ def make_tensormap(
     )
     keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=device))
     return TensorMap(keys, [block])
+
+
+def feature_labels(size: int) -> Labels:
+    """``["feature"]`` property labels ``0 .. size - 1``."""
+    return Labels(["feature"], torch.arange(size, dtype=torch.int32).reshape(-1, 1))

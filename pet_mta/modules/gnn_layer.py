@@ -1,0 +1,62 @@
+"""One message-passing layer of PET: tokenise the edges, run transformer blocks."""
+
+from typing import Any, Dict
+
+import torch
+
+from .tokens import EdgeTokenizer
+from .transformer import TransformerBlock
+
+
+class GNNLayer(torch.nn.Module):
+    """One message-passing layer: tokenise edges, run transformer blocks."""
+
+    def __init__(self, hypers: Dict[str, Any], n_species: int):
+        super().__init__()
+        d_pet = int(hypers["d_pet"])
+        self.central_embedding = torch.nn.Embedding(n_species, d_pet)
+        self.tokenizer = EdgeTokenizer(
+            d_pet,
+            float(hypers["cutoff"]),
+            distance_only=hypers["edge_embedding"] == "distance",
+        )
+        self.blocks = torch.nn.ModuleList(
+            [
+                TransformerBlock(
+                    width=d_pet,
+                    num_heads=int(hypers["num_heads"]),
+                    feedforward=int(hypers["d_feedforward"]),
+                    normalization=hypers["normalization"],
+                    activation=hypers["activation"],
+                    temperature=float(hypers["attention_temperature"]),
+                    pre_norm=hypers["transformer_type"] == "PreLN",
+                )
+                for _ in range(int(hypers["num_attention_layers"]))
+            ]
+        )
+
+    def forward(
+        self,
+        central: torch.Tensor,
+        species: torch.Tensor,
+        vectors: torch.Tensor,
+        distances: torch.Tensor,
+        projected: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
+        key_bias: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        :param projected: ``[E, d_pet]`` incoming messages after
+            ``tokenizer.project_messages``
+        :return: packed output tokens ``[N + E, d_pet]`` (centres first)
+        """
+        tokens = torch.cat(
+            [
+                central + self.central_embedding(species),
+                self.tokenizer.tokens(vectors, distances, projected),
+            ]
+        )
+        for block in self.blocks:
+            tokens = block(tokens, token_atom, token_slot, key_bias)
+        return tokens
