@@ -8,6 +8,7 @@ install under test. Slow (builds and a subprocess training run).
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -52,9 +53,19 @@ def test_fresh_environment(tmp_path, mode):
 
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
     if mode == "wheel":
+        # build from a pristine copy: a build/ folder left by an earlier editable
+        # install must not decide what goes into the wheel
+        source = tmp_path / "source"
+        shutil.copytree(
+            ROOT,
+            source,
+            ignore=shutil.ignore_patterns(
+                "build", "dist", ".tox", ".venv", "*.egg-info", ".git", "outputs"
+            ),
+        )
         _sh(
             [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps"]
-            + ["--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
+            + ["--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
             cwd=tmp_path,
         )
         wheel = next((tmp_path / "dist").glob("pet_mta-*.whl"))
