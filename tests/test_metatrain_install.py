@@ -69,7 +69,8 @@ def test_fresh_environment(tmp_path, mode):
             cwd=tmp_path,
         )
         wheel = next((tmp_path / "dist").glob("pet_mta-*.whl"))
-        _sh(pip + ["--no-deps", str(wheel)], cwd=tmp_path)
+        # --force-reinstall: the dependencies .pth also shows the outer pet_mta
+        _sh(pip + ["--no-deps", "--force-reinstall", str(wheel)], cwd=tmp_path)
         assert (target_site / "pet_mta_metatrain.pth").exists()
         assert (target_site / "_pet_mta_metatrain_bridge.py").exists()
     else:
