@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from metatomic.torch import ModelOutput, System
 
-from .neighbors import add_neighbor_lists
+from .neighbors import add_neighbor_lists, system_from_ase
 
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
@@ -34,16 +34,15 @@ def compute_properties(
         ``per_atom``
     """
     dtype = model_dtype(model)
-    positions = torch.tensor(atoms.positions, dtype=dtype, requires_grad=forces)
-    # metatomic wants zero cell vectors along non-periodic directions
-    cell = torch.tensor(atoms.cell.array * atoms.pbc[:, None], dtype=dtype)
+    base = system_from_ase(atoms, dtype, positions_requires_grad=forces)
+    positions = base.positions
     strain = torch.zeros((3, 3), dtype=dtype, requires_grad=stress)
     deformation = torch.eye(3, dtype=dtype) + strain
     system = System(
-        types=torch.tensor(atoms.numbers, dtype=torch.int32),
+        types=base.types,
         positions=positions @ deformation,
-        cell=cell @ deformation,
-        pbc=torch.tensor(atoms.pbc),
+        cell=base.cell @ deformation,
+        pbc=base.pbc,
     )
     add_neighbor_lists([system], model)
     kind = "atom" if per_atom else "system"

@@ -38,20 +38,34 @@ def systems_from_ase(
     """
     if dtype is None:
         dtype = next(model.parameters()).dtype
-    systems = []
-    for atoms in frames:
-        # metatomic wants zero cell vectors along non-periodic directions
-        cell = torch.tensor(atoms.cell.array * atoms.pbc[:, None], dtype=dtype)
-        positions = torch.tensor(atoms.positions, dtype=dtype)
-        systems.append(
-            System(
-                types=torch.tensor(atoms.numbers, dtype=torch.int32, device=device),
-                positions=positions.to(device).requires_grad_(positions_requires_grad),
-                cell=cell.to(device).requires_grad_(cell_requires_grad),
-                pbc=torch.tensor(atoms.pbc, device=device),
-            )
+    systems = [
+        system_from_ase(
+            atoms, dtype, device, positions_requires_grad, cell_requires_grad
         )
+        for atoms in frames
+    ]
     return add_neighbor_lists(systems, model, length_unit)
+
+
+def system_from_ase(
+    atoms: ase.Atoms,
+    dtype: torch.dtype,
+    device: str = "cpu",
+    positions_requires_grad: bool = False,
+    cell_requires_grad: bool = False,
+) -> System:
+    """One ASE structure as a metatomic ``System`` (no neighbour lists yet).
+
+    The cell vectors along non-periodic directions are zeroed, as metatomic wants.
+    """
+    cell = torch.tensor(atoms.cell.array * atoms.pbc[:, None], dtype=dtype)
+    positions = torch.tensor(atoms.positions, dtype=dtype)
+    return System(
+        types=torch.tensor(atoms.numbers, dtype=torch.int32, device=device),
+        positions=positions.to(device).requires_grad_(positions_requires_grad),
+        cell=cell.to(device).requires_grad_(cell_requires_grad),
+        pbc=torch.tensor(atoms.pbc, device=device),
+    )
 
 
 def add_neighbor_lists(
