@@ -9,6 +9,12 @@ set size of the learning curve.
 
     python bench/accuracy.py --sizes 100 --epochs 5            # quick look
     python bench/accuracy.py --sizes 100 300 1000 all --epochs 100
+    python bench/accuracy.py --steps 500 --jobs 2   # same number of optimiser steps
+
+With ``--steps`` every training set size gets about the same number of optimiser
+steps (epochs = steps x batch size / structures), so the learning curve compares
+data, not compute. With ``--jobs 2`` the two architectures train side by side, one
+thread each (``OMP_NUM_THREADS=1``), so both see the same machine load.
 
 Results go to ``--out`` (``bench/results/accuracy.json`` + ``accuracy.md``, and
 ``accuracy.png`` when matplotlib is installed). Not a test: it takes hours at full
@@ -17,11 +23,13 @@ size on a laptop CPU; the numbers depend on the machine (report which).
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -53,7 +61,14 @@ def split(frames, n_test: int, n_val: int, seed: int):
     return pool, val, test
 
 
-def options(architecture: str, train: str, val: str, args) -> dict:
+def epochs_for(n_train: int, args) -> int:
+    """``--epochs``, or the epochs giving about ``--steps`` optimiser steps."""
+    if args.steps is None:
+        return args.epochs
+    return max(1, round(args.steps * args.batch_size / n_train))
+
+
+def options(architecture: str, train: str, val: str, epochs: int, args) -> dict:
     """The options file; identical for both architectures except the name."""
     targets = {
         "energy": {"key": "energy", "unit": "eV", "forces": True, "stress": True}
@@ -66,7 +81,7 @@ def options(architecture: str, train: str, val: str, args) -> dict:
             "model": dict(MODEL),
             "training": {
                 "batch_size": args.batch_size,
-                "num_epochs": args.epochs,
+                "num_epochs": epochs,
                 "learning_rate": args.learning_rate,
                 "warmup_fraction": 0.05,
                 "num_workers": 0,
@@ -111,7 +126,8 @@ def maes(log: str) -> dict:
 
 
 def run(args_list, cwd: Path) -> str:
-    result = subprocess.run(args_list, cwd=cwd, capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    result = subprocess.run(args_list, cwd=cwd, capture_output=True, text=True, env=env)
     log = result.stdout + result.stderr
     (cwd / "log.txt").write_text(log)
     if result.returncode != 0:
@@ -125,7 +141,8 @@ def benchmark(architecture: str, size, pool, val_path, test_path, args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     train_path = work / "train.xyz"
     ase.io.write(train_path, pool[:n])
-    opts = options(architecture, str(train_path), str(val_path), args)
+    epochs = epochs_for(n, args)
+    opts = options(architecture, str(train_path), str(val_path), epochs, args)
     (work / "options.yaml").write_text(yaml.safe_dump(opts))
     start = time.perf_counter()
     log = run(["mtt", "train", "options.yaml", "-o", "model.pt"], work)
@@ -140,7 +157,7 @@ def benchmark(architecture: str, size, pool, val_path, test_path, args) -> dict:
     return {
         "architecture": architecture,
         "n_train": n,
-        "epochs": args.epochs,
+        "epochs": epochs,
         "epoch_seconds": epoch_seconds(log),
         "train_seconds": total,
         **maes(eval_log),
@@ -190,12 +207,60 @@ def report(results, out: Path) -> None:
     figure.savefig(out / "accuracy.png", dpi=150)
 
 
+def _forces(atoms) -> np.ndarray:
+    """Reference forces of a data file, or the forces of an ``mtt eval`` output
+    (stored as energy gradients, ``-forces``)."""
+    if "energy_positions_gradients" in atoms.info:
+        return -np.asarray(atoms.info["energy_positions_gradients"])
+    if "forces" in atoms.arrays:
+        return atoms.arrays["forces"]
+    return atoms.calc.results["forces"]
+
+
+def parity(results, work: Path, out: Path) -> None:
+    """Predicted vs reference forces on the test set, largest training set."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    largest = max(r["n_train"] for r in results)
+    rows = [r for r in results if r["n_train"] == largest]
+    reference = ase.io.read(work / "test.xyz", ":")
+    true = np.concatenate([_forces(a).ravel() for a in reference])
+    figure, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.4))
+    for axis, r in zip(np.atleast_1d(axes), rows):
+        predicted_frames = ase.io.read(
+            work / f"{r['architecture']}-{largest}" / "test.xyz", ":"
+        )
+        predicted = np.concatenate([_forces(a).ravel() for a in predicted_frames])
+        axis.plot(true, predicted, ".", markersize=1, alpha=0.4)
+        limit = float(np.abs(true).max())
+        axis.plot([-limit, limit], [-limit, limit], "k-", linewidth=0.5)
+        axis.set_title(
+            f"{r['architecture']}, {largest} structures\n"
+            f"MAE {r['force_mae_mev_per_angstrom']:.0f} meV/Å"
+        )
+        axis.set_xlabel("EMT force component / eV/Å")
+        axis.set_ylabel("predicted / eV/Å")
+    figure.tight_layout()
+    figure.savefig(out / "accuracy_parity.png", dpi=150)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"])
     parser.add_argument("--architectures", nargs="+", default=["pet_mta", "pet"])
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument(
+        "--steps", type=int, default=None, help="optimiser steps per training run"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="training runs at the same time"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--n-test", type=int, default=200)
@@ -215,13 +280,19 @@ def main() -> int:
     ase.io.write(val_path, val)
     ase.io.write(test_path, test)
 
-    results = []
-    for size in args.sizes:
-        for architecture in args.architectures:
-            result = benchmark(architecture, size, pool, val_path, test_path, args)
+    runs = [(a, size) for size in args.sizes for a in args.architectures]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool_of_jobs:
+        futures = [
+            pool_of_jobs.submit(benchmark, a, size, pool, val_path, test_path, args)
+            for a, size in runs
+        ]
+        results = []
+        for future in futures:
+            result = future.result()
             print(json.dumps(result), flush=True)
             results.append(result)
     report(results, args.out)
+    parity(results, args.work, args.out)
     return 0
 
 

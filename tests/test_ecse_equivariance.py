@@ -79,11 +79,17 @@ def test_collinear_molecule_uses_the_auxiliary_model():
         evaluate(Symmetrized(pet), atoms)
 
 
-def test_float32():
+@pytest.mark.parametrize("mode, force_tol", [("local", 1e-5), ("whole", 3e-4)])
+def test_float32(mode, force_tol):
     pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
-    model = Symmetrized(pet)
-    # float32 forces: derivatives of the switching functions amplify round-off
-    check_rotations(model, molecule(), tol=1e-5, dtype=torch.float32, force_tol=1e-4)
+    model = Symmetrized(pet, mode=mode)
+    # float32 forces: the derivatives of the frame weights multiply the round-off
+    # of every frame's prediction. Per atom (local) that is the round-off of one
+    # atomic energy; in whole mode, of the total energy of the structure, so the
+    # whole mode only reaches ~1e-4 (documented in docs/src/ecse.rst).
+    check_rotations(
+        model, molecule(), tol=1e-5, dtype=torch.float32, force_tol=force_tol
+    )
 
 
 def test_vector_target_rotates():

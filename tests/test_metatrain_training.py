@@ -383,3 +383,22 @@ def test_warmup_then_cosine_schedule():
     assert rates[55] == pytest.approx(0.5, abs=1e-6)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
     assert rates[-1] < 1e-3
+
+
+def test_v1_checkpoint_upgrade_folds_the_length_factor():
+    """Version 1 divided edge lengths by the cutoff before the geometry embedding;
+    the upgrade moves that factor into the weights (same predictions)."""
+    import gzip
+    from pathlib import Path
+
+    path = Path(__file__).parent / "checkpoints" / "model-v1_trainer-v1.ckpt.gz"
+    with gzip.open(path, "rb") as fd:
+        old = torch.load(fd, weights_only=False)
+    upgraded = PETModel.upgrade_checkpoint(copy.deepcopy(old))
+    assert upgraded["model_ckpt_version"] == PETModel.__checkpoint_version__
+    cutoff = old["model_data"]["model_hypers"]["cutoff"]
+    geometry = [k for k in old["model_state_dict"] if "tokenizer.geometry.weight" in k]
+    assert len(geometry) == old["model_data"]["model_hypers"]["num_gnn_layers"]
+    for name, value in old["model_state_dict"].items():
+        expected = value / cutoff if name in geometry else value
+        torch.testing.assert_close(upgraded["model_state_dict"][name], expected)

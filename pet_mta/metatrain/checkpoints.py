@@ -9,13 +9,30 @@ function ``checkpoint -> None`` (editing it in place) to the matching list below
 Version history
 ---------------
 - model 1, trainer 1: first release.
+- model 2: edge tokens see lengths in Å instead of lengths divided by the cutoff;
+  the upgrade divides the geometry embedding weights by the cutoff, so upgraded
+  models predict exactly what they predicted before.
 """
 
 from typing import Any, Callable, Dict, List
 
 Checkpoint = Dict[str, Any]
 
-MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = []
+
+
+def _model_v1_to_v2(checkpoint: Checkpoint) -> None:
+    """Fold the old ``1 / cutoff`` input factor into the geometry weights."""
+    cutoff = float(checkpoint["model_data"]["model_hypers"]["cutoff"])
+    for key in ("model_state_dict", "best_model_state_dict"):
+        state = checkpoint.get(key)
+        if state is None:
+            continue
+        for name in list(state):
+            if name.endswith("tokenizer.geometry.weight"):
+                state[name] = state[name] / cutoff
+
+
+MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [_model_v1_to_v2]
 TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = []
 
 

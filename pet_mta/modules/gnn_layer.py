@@ -17,7 +17,6 @@ class GNNLayer(torch.nn.Module):
         self.central_embedding = torch.nn.Embedding(n_species, d_pet)
         self.tokenizer = EdgeTokenizer(
             d_pet,
-            float(hypers["cutoff"]),
             distance_only=hypers["edge_embedding"] == "distance",
         )
         self.blocks = torch.nn.ModuleList(

@@ -12,14 +12,18 @@ class EdgeTokenizer(torch.nn.Module):
     With ``distance_only`` the tokens see ``|r|`` alone, which makes the whole model
     exactly rotation-invariant.
 
+    Lengths enter in their own unit (Å), not divided by the cutoff: Adam moves the
+    embedding weights by about the learning rate per step, so the geometry is
+    learned at a speed proportional to the size of its inputs. With inputs divided
+    by the cutoff (all below one) the forces of a high-force data set stayed on
+    their initial plateau for many epochs (``bench/accuracy.py``).
+
     :param width: token width ``d_pet``
-    :param cutoff: lengths are divided by it so inputs are of order one
     :param distance_only: drop the Cartesian components
     """
 
-    def __init__(self, width: int, cutoff: float, distance_only: bool = False):
+    def __init__(self, width: int, distance_only: bool = False):
         super().__init__()
-        self.inverse_cutoff = 1.0 / cutoff
         self.distance_only = distance_only
         self.geometry = torch.nn.Linear(1 if distance_only else 4, width)
         self.compress = torch.nn.Sequential(
@@ -62,7 +66,6 @@ class EdgeTokenizer(torch.nn.Module):
         first = self.compress[0]
         width = self.geometry.weight.shape[0]
         folded = torch.mm(first.weight[:, :width], self.geometry.weight)
-        folded = folded * self.inverse_cutoff
         if self.distance_only:
             geometry = distances[:, None]
         else:
