@@ -19,6 +19,7 @@ from metatomic.torch import (
 )
 
 from .hypers import resolve_hypers
+from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer
 from .modules.graph import build_edge_graph
@@ -69,6 +70,9 @@ class PET(torch.nn.Module):
         self.length_unit = length_unit
 
         self.cutoff = float(self.hypers["cutoff"])
+        self.tokens_per_chunk = 16384
+        """Message-passing layers run on chunks of atoms with at most this many
+        padded tokens (see :mod:`pet_mta.modules.chunks`); changes no result."""
         self.min_distance = self.__pet_min_distance__
         self.residual_readout = self.hypers["featurizer_type"] == "residual"
         n_species = len(types)
@@ -214,6 +218,7 @@ class PET(torch.nn.Module):
         )
         has_reverse = (graph.reverse >= 0)[:, None]
         reverse = graph.reverse.clamp(min=0)
+        chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
         node_features: List[torch.Tensor] = []
         edge_features: List[torch.Tensor] = []
         n_layers = len(self.gnn_layers)
@@ -224,18 +229,9 @@ class PET(torch.nn.Module):
                 projected = table.index_select(0, neighbor_species)
             else:
                 projected = layer.tokenizer.project_messages(messages)
-            tokens = layer(
-                central,
-                graph.species,
-                graph.vectors,
-                graph.distances,
-                projected,
-                graph.token_atom,
-                graph.token_slot,
-                key_bias,
+            central, edge_out = layer.by_chunks(
+                chunks, central, graph, projected, key_bias
             )
-            central = tokens[:n_atoms]
-            edge_out = tokens[n_atoms:]
             if self.residual_readout or k == n_layers - 1:
                 node_features.append(central)
                 edge_features.append(edge_out)

@@ -93,3 +93,17 @@ def test_rotations(make):
     r0, r1 = _props(invariant, atoms), _props(invariant, rotated)
     assert abs(r0["energy"] - r1["energy"]) < 1e-10
     np.testing.assert_allclose(r1["forces"], r0["forces"] @ rotation.T, atol=1e-10)
+
+
+@pytest.mark.parametrize("tokens_per_chunk", [1, 64, 500])
+def test_chunked_layers_change_nothing(model64, alloy, tokens_per_chunk):
+    """Message-passing layers run on chunks of atoms (small intermediate tensors);
+    any chunk size, down to one atom per chunk, gives the same numbers."""
+    atoms = alloy.repeat((2, 2, 1))
+    reference = _props(model64, atoms)
+    model64.tokens_per_chunk = tokens_per_chunk
+    chunked = _props(model64, atoms)
+    assert abs(chunked["energy"] - reference["energy"]) < 1e-10
+    np.testing.assert_allclose(chunked["forces"], reference["forces"], atol=1e-12)
+    np.testing.assert_allclose(chunked["stress"], reference["stress"], atol=1e-12)
+    np.testing.assert_allclose(chunked["energies"], reference["energies"], atol=1e-12)

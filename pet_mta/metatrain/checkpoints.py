@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, List
 Checkpoint = Dict[str, Any]
 
 
-
 def _model_v1_to_v2(checkpoint: Checkpoint) -> None:
     """Fold the old ``1 / cutoff`` input factor into the geometry weights."""
     cutoff = float(checkpoint["model_data"]["model_hypers"]["cutoff"])

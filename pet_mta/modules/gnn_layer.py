@@ -1,9 +1,11 @@
 """One message-passing layer of PET: tokenise the edges, run transformer blocks."""
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 import torch
 
+from .chunks import AtomChunk
+from .graph import EdgeGraph
 from .tokens import EdgeTokenizer
 from .transformer import TransformerBlock
 
@@ -59,3 +61,48 @@ class GNNLayer(torch.nn.Module):
         for block in self.blocks:
             tokens = block(tokens, token_atom, token_slot, key_bias)
         return tokens
+
+    def by_chunks(
+        self,
+        chunks: List[AtomChunk],
+        central: torch.Tensor,
+        graph: EdgeGraph,
+        projected: torch.Tensor,
+        key_bias: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This layer over all atoms, chunk by chunk (see :mod:`.chunks`); same result
+        as one call on all atoms.
+
+        :return: central tokens ``[N, d]`` and edge tokens ``[E, d]``
+        """
+        if len(chunks) == 1:
+            tokens = self(
+                central,
+                graph.species,
+                graph.vectors,
+                graph.distances,
+                projected,
+                graph.token_atom,
+                graph.token_slot,
+                key_bias,
+            )
+            n_atoms = central.shape[0]
+            return tokens[:n_atoms], tokens[n_atoms:]
+        central_parts: List[torch.Tensor] = []
+        edge_parts: List[torch.Tensor] = []
+        for chunk in chunks:
+            a0, a1 = chunk.first_atom, chunk.stop_atom
+            e0, e1 = chunk.first_edge, chunk.stop_edge
+            tokens = self(
+                central[a0:a1],
+                graph.species[a0:a1],
+                graph.vectors[e0:e1],
+                graph.distances[e0:e1],
+                projected[e0:e1],
+                chunk.token_atom,
+                chunk.token_slot,
+                chunk.key_bias,
+            )
+            central_parts.append(tokens[: a1 - a0])
+            edge_parts.append(tokens[a1 - a0 :])
+        return torch.cat(central_parts), torch.cat(edge_parts)

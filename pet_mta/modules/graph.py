@@ -32,6 +32,7 @@ class EdgeGraph:
         token_atom: torch.Tensor,
         token_slot: torch.Tensor,
         max_tokens: int,
+        edge_offsets: torch.Tensor,
     ):
         self.species = species  # [N] index into the model's atomic types
         self.system_index = system_index  # [N] which system each atom belongs to
@@ -43,6 +44,7 @@ class EdgeGraph:
         self.token_atom = token_atom  # [N + E] packed token -> its atom (sequence)
         self.token_slot = token_slot  # [N + E] packed token -> slot in the sequence
         self.max_tokens = max_tokens  # T
+        self.edge_offsets = edge_offsets  # [N + 1] edges of atom i: [off[i], off[i+1])
 
 
 def _check_finite(system: System, index: int):
@@ -200,6 +202,7 @@ def build_edge_graph(
         token_atom=token_atom,
         token_slot=token_slot,
         max_tokens=max_tokens,
+        edge_offsets=torch.cat([first_edge, counts.sum().reshape(1)]),
     )
 
 
