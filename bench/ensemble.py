@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
 
@@ -217,6 +218,9 @@ def main(argv: List[str] = None) -> None:
         help="keep members already in --workdir (trained with the same split options)",
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="members trained at the same time"
+    )
     parser.add_argument("--workdir", default="/tmp/pet_mta_bench_ensemble")
     parser.add_argument("--out", default=str(ROOT / "docs" / "src" / "bench"))
     args = parser.parse_args(argv)
@@ -232,17 +236,19 @@ def main(argv: List[str] = None) -> None:
     reference_energy = np.array([a.get_potential_energy() for a in test])
     reference_forces = np.concatenate([a.get_forces() for a in test])
 
-    seconds, paths = [], []
-    for seed in range(args.members):
+    def train_member(seed: int) -> float:
+        if args.reuse and (work / f"seed-{seed}" / "model.pt").exists():
+            return 0.0
         options = MODEL_OPTIONS.format(
             seed=seed, epochs=args.epochs, width=args.width, width2=2 * args.width
         )
-        if args.reuse and (work / f"seed-{seed}" / "model.pt").exists():
-            seconds.append(0.0)
-        else:
-            seconds.append(mtt_train(options, work / f"seed-{seed}"))
-        paths.append(str(work / f"seed-{seed}" / "model.pt"))
-        print(f"member {seed}: trained in {seconds[-1]:.0f} s", flush=True)
+        return mtt_train(options, work / f"seed-{seed}")
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        seconds = list(pool.map(train_member, range(args.members)))
+    paths = [str(work / f"seed-{seed}" / "model.pt") for seed in range(args.members)]
+    for seed, time_taken in enumerate(seconds):
+        print(f"member {seed}: trained in {time_taken:.0f} s", flush=True)
 
     def errors(prediction):
         energy = (prediction["energy"] - reference_energy) / n_atoms
