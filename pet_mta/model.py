@@ -19,11 +19,12 @@ from metatomic.torch import (
 )
 
 from .hypers import resolve_hypers
-from .modules.chunks import split_atoms
+from .modules.chunks import AtomChunk, split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer
 from .modules.graph import build_edge_graph
 from .modules.readout import TargetReadout, atomic_stress
+from .modules.receptive_field import AtomSubset, layer_subsets
 from .modules.selection import cell_volumes, select_atoms
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import log_key_weights
@@ -211,6 +212,20 @@ class PET(torch.nn.Module):
             ),
         )
 
+        # which atoms are reported
+        n_systems = len(systems)
+        chosen, chosen_system, chosen_atom = select_atoms(
+            systems, graph.system_index, selected_atoms
+        )
+        n_layers = len(self.gnn_layers)
+        # with a selection, layers compute only the sequences the chosen atoms'
+        # outputs depend on (None: all of them)
+        subsets: List[Optional[AtomSubset]] = [None for _ in range(n_layers)]
+        if selected_atoms is not None:
+            subsets = layer_subsets(
+                graph, key_bias, chosen, n_layers, self.tokens_per_chunk
+            )
+
         neighbor_species = graph.species[graph.neighbors]
         messages = self.neighbor_embedding(neighbor_species)
         central = torch.zeros(
@@ -218,20 +233,35 @@ class PET(torch.nn.Module):
         )
         has_reverse = (graph.reverse >= 0)[:, None]
         reverse = graph.reverse.clamp(min=0)
-        chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
+        chunks: List[AtomChunk] = []
         node_features: List[torch.Tensor] = []
         edge_features: List[torch.Tensor] = []
-        n_layers = len(self.gnn_layers)
         for k, layer in enumerate(self.gnn_layers):
+            subset = subsets[k]
             if k == 0:
                 # first messages are species embeddings: project the table only
                 table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
-                projected = table.index_select(0, neighbor_species)
-            else:
+                if subset is None:
+                    projected = table.index_select(0, neighbor_species)
+                else:
+                    edge_species = neighbor_species.index_select(0, subset.edges)
+                    projected = table.index_select(0, edge_species)
+            elif subset is None:
                 projected = layer.tokenizer.project_messages(messages)
-            central, edge_out = layer.by_chunks(
-                chunks, central, graph, projected, key_bias
-            )
+            else:
+                projected = layer.tokenizer.project_messages(
+                    messages.index_select(0, subset.edges)
+                )
+            if subset is None:
+                if len(chunks) == 0:
+                    chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
+                central, edge_out = layer.by_chunks(
+                    chunks, central, graph, projected, key_bias
+                )
+            else:
+                central, edge_out = layer.on_subset(
+                    subset, central, projected, graph.centers.shape[0]
+                )
             if self.residual_readout or k == n_layers - 1:
                 node_features.append(central)
                 edge_features.append(edge_out)
@@ -244,12 +274,6 @@ class PET(torch.nn.Module):
 
         for i, node_mlp in enumerate(self.node_features):
             node_features[i] = node_mlp(node_features[i])
-
-        # which atoms are reported
-        n_systems = len(systems)
-        chosen, chosen_system, chosen_atom = select_atoms(
-            systems, graph.system_index, selected_atoms
-        )
 
         results: Dict[str, TensorMap] = {}
         for name, readout in self.readouts.items():

@@ -6,6 +6,7 @@ import torch
 
 from .chunks import AtomChunk
 from .graph import EdgeGraph
+from .receptive_field import AtomSubset
 from .tokens import EdgeTokenizer
 from .transformer import TransformerBlock
 
@@ -106,3 +107,28 @@ class GNNLayer(torch.nn.Module):
             central_parts.append(tokens[: a1 - a0])
             edge_parts.append(tokens[a1 - a0 :])
         return torch.cat(central_parts), torch.cat(edge_parts)
+
+    def on_subset(
+        self,
+        subset: AtomSubset,
+        central: torch.Tensor,
+        projected: torch.Tensor,
+        n_edges: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This layer on the sequences of ``subset`` only (see
+        :mod:`.receptive_field`).
+
+        :param central: ``[N, d]`` central tokens of all atoms (subset rows are read)
+        :param projected: ``[e, d]`` projected messages of the subset's edges
+        :param n_edges: ``E``, number of edges of the full graph
+        :return: central tokens ``[N, d]`` and edge tokens ``[E, d]``, zero outside
+            the subset
+        """
+        sub_central, sub_edges = self.by_chunks(
+            subset.chunks,
+            central.index_select(0, subset.atoms),
+            subset.graph,
+            projected,
+            subset.key_bias,
+        )
+        return subset.scatter(sub_central, sub_edges, central.shape[0], n_edges)

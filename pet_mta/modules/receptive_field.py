@@ -1,0 +1,144 @@
+"""Compute only the sequences that the selected atoms' outputs depend on.
+
+The read-outs of atom ``i`` use the central and edge tokens of ``i``'s own sequence
+(of the last GNN layer, or of every layer with the residual featurizer). The edge
+``i -> j`` of layer ``l`` receives the output of edge ``j -> i`` of layer ``l - 1``,
+so layer ``l - 1`` must compute the sequences of ``i``'s neighbours too, and so on:
+
+``needed[L - 1] = selected``, ``needed[l - 1] = needed[l] + neighbours(needed[l])``.
+
+A layer whose needed set is a strict subset of the atoms runs on those sequences only
+(:class:`AtomSubset`), and its outputs are scattered back into full-size tensors whose
+other rows are zero: they are never read by a sequence or a read-out that matters.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from .chunks import AtomChunk, split_atoms
+from .graph import EdgeGraph
+
+
+class AtomSubset:
+    """The sequences of some atoms of an :class:`EdgeGraph`, as a graph of their own.
+
+    ``graph`` has the subset's ``n`` atoms and ``e`` edges (all the edges of those
+    atoms, still sorted by centre) with local ``centers``, ``token_atom``,
+    ``token_slot`` and ``edge_offsets``; its ``neighbors`` and ``reverse`` still
+    index the full graph (GNN layers do not use them).
+    """
+
+    def __init__(
+        self,
+        atoms: torch.Tensor,
+        edges: torch.Tensor,
+        graph: EdgeGraph,
+        key_bias: torch.Tensor,
+        chunks: List[AtomChunk],
+    ):
+        self.atoms = atoms  # [n] index of every subset atom in the full graph
+        self.edges = edges  # [e] index of every subset edge in the full graph
+        self.graph = graph  # the subset as a graph (see the class docstring)
+        self.key_bias = key_bias  # [n, T'] log cutoff weights, T' = longest + 1
+        self.chunks = chunks  # the subset split as in :func:`split_atoms`
+
+    def scatter(
+        self, central: torch.Tensor, edges: torch.Tensor, n_atoms: int, n_edges: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Subset rows ``[n, d]`` and ``[e, d]`` -> full-size ``[N, d]`` and
+        ``[E, d]`` tensors, zero outside the subset (differentiable)."""
+        full_central = torch.zeros(
+            n_atoms, central.shape[1], dtype=central.dtype, device=central.device
+        )
+        full_edges = torch.zeros(
+            n_edges, edges.shape[1], dtype=edges.dtype, device=edges.device
+        )
+        return (
+            full_central.index_copy(0, self.atoms, central),
+            full_edges.index_copy(0, self.edges, edges),
+        )
+
+
+def needed_atoms(
+    graph: EdgeGraph, selected: torch.Tensor, n_layers: int
+) -> List[torch.Tensor]:
+    """Atoms whose sequences every layer must compute for the ``selected`` outputs.
+
+    :param selected: ``[M]`` index of the reported atoms in the graph
+    :return: per layer, a ``[N]`` boolean mask (the last one marks ``selected``)
+    """
+    needed = torch.zeros(
+        graph.species.shape[0], dtype=torch.bool, device=graph.species.device
+    )
+    needed[selected] = True
+    masks: List[torch.Tensor] = [needed]
+    for _ in range(n_layers - 1):
+        reached = graph.neighbors[needed[graph.centers]]
+        needed = needed.clone()
+        needed[reached] = True
+        masks.append(needed)
+    masks.reverse()
+    return masks
+
+
+def make_subset(
+    graph: EdgeGraph, key_bias: torch.Tensor, mask: torch.Tensor, budget: int
+) -> AtomSubset:
+    """The sequences of the atoms in ``mask`` (``[N]`` booleans) as an
+    :class:`AtomSubset`, split into chunks of ``budget`` padded tokens.
+
+    :param key_bias: ``[N, T]`` log cutoff weights of the full graph
+    """
+    n_total = graph.species.shape[0]
+    atoms = torch.nonzero(mask).flatten()
+    edges = torch.nonzero(mask[graph.centers]).flatten()
+    local = torch.cumsum(mask.to(torch.long), 0) - 1  # [N] full -> subset index
+    n_atoms = atoms.shape[0]
+    centers = local[graph.centers[edges]]
+    counts = torch.bincount(centers, minlength=n_atoms)
+    max_tokens = int(torch.max(counts)) + 1 if n_atoms > 0 else 1
+    offsets = torch.cumsum(counts, 0)
+    subgraph = EdgeGraph(
+        species=graph.species[atoms],
+        system_index=graph.system_index[atoms],
+        vectors=graph.vectors.index_select(0, edges),
+        distances=graph.distances.index_select(0, edges),
+        centers=centers,
+        neighbors=graph.neighbors[edges],
+        reverse=graph.reverse[edges],
+        token_atom=torch.cat([torch.arange(n_atoms, device=atoms.device), centers]),
+        # an atom keeps all its edges, so every token keeps its slot
+        token_slot=torch.cat(
+            [graph.token_slot[atoms], graph.token_slot[n_total + edges]]
+        ),
+        max_tokens=max_tokens,
+        edge_offsets=torch.cat(
+            [torch.zeros(1, dtype=offsets.dtype, device=offsets.device), offsets]
+        ),
+    )
+    sub_bias = key_bias.index_select(0, atoms)[:, :max_tokens]
+    return AtomSubset(
+        atoms, edges, subgraph, sub_bias, split_atoms(subgraph, sub_bias, budget)
+    )
+
+
+def layer_subsets(
+    graph: EdgeGraph,
+    key_bias: torch.Tensor,
+    selected: torch.Tensor,
+    n_layers: int,
+    budget: int,
+) -> List[Optional[AtomSubset]]:
+    """Per layer, the :class:`AtomSubset` to compute, or ``None`` where every atom
+    is needed (the layer then runs on the full graph).
+
+    :param selected: ``[M]`` index of the reported atoms in the graph
+    """
+    subsets: List[Optional[AtomSubset]] = []
+    for mask in needed_atoms(graph, selected, n_layers):
+        if bool(torch.all(mask)):
+            subsets.append(None)
+        else:
+            subsets.append(make_subset(graph, key_bias, mask, budget))
+    return subsets
