@@ -1,0 +1,179 @@
+"""With ``selected_atoms``, layers compute only the sequences the outputs need."""
+
+import ase.neighborlist
+import numpy as np
+import pytest
+import torch
+from conftest import molecule, tiny_pet, triclinic_alloy
+from metatensor.torch import Labels
+from metatomic.torch import ModelOutput
+
+from pet_mta.neighbors import systems_from_ase
+
+CUTOFF = 3.5  # tiny_pet's cutoff
+TARGETS = {
+    "energy": {"unit": "eV", "quantity": "energy"},
+    "mtt::dipole": {"kind": "cartesian", "unit": "e*angstrom"},
+}
+
+
+def _frames():
+    """A molecule (9 atoms) and a periodic alloy (108 atoms) in one batch."""
+    return [molecule(), triclinic_alloy(2).repeat((3, 3, 3))]
+
+
+SELECTION = torch.tensor([[0, 1], [0, 6], [1, 0], [1, 57]])
+
+
+def _global_rows(frames, selection):
+    first = np.cumsum([0] + [len(f) for f in frames])
+    return [int(first[s] + a) for s, a in selection.tolist()]
+
+
+def _evaluate(model, frames, selection, outputs, lists_from=None):
+    """Outputs and the forces of the (selected) energy on every atom of the batch;
+    neighbour lists as ``lists_from`` (default ``model``) requests them."""
+    systems = systems_from_ase(frames, model if lists_from is None else lists_from)
+    for system in systems:
+        system.positions.requires_grad_(True)
+    labels = None if selection is None else Labels(["system", "atom"], selection)
+    results = model(systems, outputs, labels)
+    energy = results["energy"].block().values.sum()
+    grads = torch.autograd.grad(energy, [s.positions for s in systems])
+    return results, -torch.cat(grads)
+
+
+@pytest.mark.parametrize("featurizer_type", ["feedforward", "residual"])
+@pytest.mark.parametrize("num_gnn_layers", [1, 2, 3])
+def test_selection_matches_full_computation(featurizer_type, num_gnn_layers):
+    model = tiny_pet(
+        targets=TARGETS,
+        num_gnn_layers=num_gnn_layers,
+        featurizer_type=featurizer_type,
+    )
+    frames = _frames()
+    rows = _global_rows(frames, SELECTION)
+    per_atom = {
+        "energy": ModelOutput(sample_kind="atom"),
+        "mtt::dipole": ModelOutput(sample_kind="atom"),
+        "feature": ModelOutput(sample_kind="atom"),
+    }
+    full, _ = _evaluate(model, frames, None, per_atom)
+    part, _ = _evaluate(model, frames, SELECTION, per_atom)
+    for name in per_atom:
+        expected = full[name].block().values[rows]
+        actual = part[name].block().values
+        torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)
+
+    # forces of the selected atoms' energy: restrict the full energy the same way
+    systems = systems_from_ase(frames, model)
+    for system in systems:
+        system.positions.requires_grad_(True)
+    energies = model(systems, {"energy": ModelOutput(sample_kind="atom")})
+    selected_energy = energies["energy"].block().values[rows].sum()
+    grads = torch.autograd.grad(selected_energy, [s.positions for s in systems])
+    expected_forces = -torch.cat(grads)
+
+    total, forces = _evaluate(
+        model, frames, SELECTION, {"energy": ModelOutput(sample_kind="system")}
+    )
+    values = full["energy"].block().values[rows, 0]
+    torch.testing.assert_close(
+        total["energy"].block().values[:, 0],
+        torch.stack([values[0] + values[1], values[2] + values[3]]),
+        rtol=0,
+        atol=1e-12,
+    )
+    torch.testing.assert_close(forces, expected_forces, rtol=0, atol=1e-12)
+    # the trimmed force is not trivially zero away from the selected atoms
+    assert float(forces.abs().sum()) > 0
+
+
+def test_small_chunks_inside_the_subset():
+    model = tiny_pet(num_gnn_layers=2)
+    frames = _frames()
+    outputs = {"energy": ModelOutput(sample_kind="atom")}
+    full, full_forces = _evaluate(model, frames, SELECTION, outputs)
+    model.tokens_per_chunk = 64
+    part, forces = _evaluate(model, frames, SELECTION, outputs)
+    torch.testing.assert_close(
+        part["energy"].block().values,
+        full["energy"].block().values,
+        rtol=0,
+        atol=1e-12,
+    )
+    torch.testing.assert_close(forces, full_forces, rtol=0, atol=1e-12)
+
+
+def _expected_sequences(frames, rows, n_layers):
+    """Per layer, how many atoms lie within ``n_layers - 1 - layer`` neighbour hops
+    of the selected ones (computed with ASE's neighbour list)."""
+    first = np.cumsum([0] + [len(f) for f in frames])
+    neighbors = [set() for _ in range(first[-1])]
+    for f, frame in enumerate(frames):
+        i, j = ase.neighborlist.neighbor_list("ij", frame, CUTOFF)
+        for a, b in zip(i, j):
+            neighbors[first[f] + a].add(int(first[f] + b))
+    needed = set(rows)
+    sizes = [len(needed)]
+    for _ in range(n_layers - 1):
+        needed = needed.union(*[neighbors[a] for a in needed])
+        sizes.append(len(needed))
+    return sizes[::-1]
+
+
+def _count_sequences(model, frames, selection):
+    """Sequences that every GNN layer's transformer ran on."""
+    counts = [0 for _ in model.gnn_layers]
+    for k, layer in enumerate(model.gnn_layers):
+        original = layer.forward
+
+        def counting(*args, _k=k, _original=original, **kwargs):
+            counts[_k] += args[-1].shape[0]  # key_bias: [sequences, T]
+            return _original(*args, **kwargs)
+
+        layer.forward = counting
+    _evaluate(model, frames, selection, {"energy": ModelOutput(sample_kind="atom")})
+    return counts
+
+
+def test_only_the_receptive_field_is_computed():
+    model = tiny_pet(num_gnn_layers=3)
+    frames = _frames()
+    rows = _global_rows(frames, SELECTION)
+    expected = _expected_sequences(frames, rows, 3)
+    n_atoms = sum(len(f) for f in frames)
+    # the periodic alloy makes the first layer a strict subset, but a large one
+    assert expected[-1] == len(rows) and expected[0] < n_atoms
+    assert _count_sequences(model, frames, SELECTION) == expected
+    assert _count_sequences(tiny_pet(num_gnn_layers=3), frames, None) == [n_atoms] * 3
+
+
+def test_scripted_model_and_empty_selection():
+    model = tiny_pet(targets=TARGETS, num_gnn_layers=3, featurizer_type="residual")
+    scripted = torch.jit.script(model)
+    frames = _frames()
+    outputs = {
+        "energy": ModelOutput(sample_kind="atom"),
+        "mtt::dipole": ModelOutput(sample_kind="system"),
+    }
+    eager, eager_forces = _evaluate(model, frames, SELECTION, outputs)
+    script, script_forces = _evaluate(scripted, frames, SELECTION, outputs, model)
+    for name in outputs:
+        torch.testing.assert_close(
+            script[name].block().values,
+            eager[name].block().values,
+            rtol=0,
+            atol=1e-12,
+        )
+    torch.testing.assert_close(script_forces, eager_forces, rtol=0, atol=1e-12)
+
+    empty = torch.zeros((0, 2), dtype=torch.int32)
+    for candidate in (model, scripted):
+        result, forces = _evaluate(candidate, frames, empty, outputs, model)
+        assert result["energy"].block().values.shape == (0, 1)
+        torch.testing.assert_close(
+            result["mtt::dipole"].block().values,
+            torch.zeros(2, 3, 1, dtype=torch.float64),
+        )
+        assert float(forces.abs().max()) == 0.0
