@@ -6,7 +6,7 @@ token of edge ``j -> i`` becomes the message of edge ``i -> j`` in the next GNN 
 Node and edge read-outs give atomic contributions, summed into per-system values.
 """
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from metatensor.torch import Labels, TensorMap
@@ -19,12 +19,12 @@ from metatomic.torch import (
 )
 
 from .hypers import resolve_hypers
-from .modules.chunks import AtomChunk, split_atoms
+from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer
-from .modules.graph import build_edge_graph
+from .modules.graph import EdgeGraph, build_edge_graph
 from .modules.readout import TargetReadout, atomic_stress
-from .modules.receptive_field import AtomSubset, layer_subsets
+from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, select_atoms
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import log_key_weights
@@ -217,60 +217,27 @@ class PET(torch.nn.Module):
         chosen, chosen_system, chosen_atom = select_atoms(
             systems, graph.system_index, selected_atoms
         )
-        n_layers = len(self.gnn_layers)
-        # with a selection, layers compute only the sequences the chosen atoms'
-        # outputs depend on (None: all of them)
-        subsets: List[Optional[AtomSubset]] = [None for _ in range(n_layers)]
+        # with a selection of some atoms, the layers compute only the sequences the
+        # selected atoms' outputs depend on, and the read-outs only the selected atoms
+        subsets: List[AtomSubset] = []
         if selected_atoms is not None:
-            subsets = layer_subsets(
-                graph, key_bias, chosen, n_layers, self.tokens_per_chunk
+            subsets = trimmed_subsets(
+                graph, key_bias, chosen, len(self.gnn_layers), self.tokens_per_chunk
             )
-
-        neighbor_species = graph.species[graph.neighbors]
-        messages = self.neighbor_embedding(neighbor_species)
-        central = torch.zeros(
-            n_atoms, messages.shape[1], dtype=dtype, device=messages.device
-        )
-        has_reverse = (graph.reverse >= 0)[:, None]
-        reverse = graph.reverse.clamp(min=0)
-        chunks: List[AtomChunk] = []
-        node_features: List[torch.Tensor] = []
-        edge_features: List[torch.Tensor] = []
-        for k, layer in enumerate(self.gnn_layers):
-            subset = subsets[k]
-            if k == 0:
-                # first messages are species embeddings: project the table only
-                table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
-                if subset is None:
-                    projected = table.index_select(0, neighbor_species)
-                else:
-                    edge_species = neighbor_species.index_select(0, subset.edges)
-                    projected = table.index_select(0, edge_species)
-            elif subset is None:
-                projected = layer.tokenizer.project_messages(messages)
-            else:
-                projected = layer.tokenizer.project_messages(
-                    messages.index_select(0, subset.edges)
-                )
-            if subset is None:
-                if len(chunks) == 0:
-                    chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
-                central, edge_out = layer.by_chunks(
-                    chunks, central, graph, projected, key_bias
-                )
-            else:
-                central, edge_out = layer.on_subset(
-                    subset, central, projected, graph.centers.shape[0]
-                )
-            if self.residual_readout or k == n_layers - 1:
-                node_features.append(central)
-                edge_features.append(edge_out)
-            if k < n_layers - 1:
-                # message passing: the output of edge j -> i feeds edge i -> j
-                incoming = edge_out.index_select(0, reverse)
-                messages = torch.where(
-                    has_reverse, 0.5 * (messages + incoming), messages
-                )
+        if len(subsets) == 0:
+            node_features, edge_features = self._all_sequences(graph, key_bias)
+            centers = graph.centers
+            species = graph.species
+            system_index = graph.system_index
+            rows = chosen
+        else:
+            node_features, edge_features = self._subset_sequences(graph, subsets)
+            last = subsets[-1]
+            edge_weights = edge_weights.index_select(0, last.edges)
+            centers = last.graph.centers
+            species = last.graph.species
+            system_index = last.graph.system_index
+            rows = torch.searchsorted(last.atoms, chosen)
 
         for i, node_mlp in enumerate(self.node_features):
             node_features[i] = node_mlp(node_features[i])
@@ -285,14 +252,14 @@ class PET(torch.nn.Module):
                     node_features,
                     edge_features,
                     edge_weights,
-                    graph.centers,
-                    graph.species,
+                    centers,
+                    species,
                     want_ll,
                 )
                 if want_values:
                     if self.target_kinds[name] == "stress":
                         values = atomic_stress(
-                            values, cell_volumes(systems, values), graph.system_index
+                            values, cell_volumes(systems, values), system_index
                         )
                     properties = Labels(
                         [self.target_property_names[name]],
@@ -301,7 +268,7 @@ class PET(torch.nn.Module):
                         ).reshape(-1, 1),
                     )
                     results[name] = make_tensormap(
-                        values.index_select(0, chosen),
+                        values.index_select(0, rows),
                         chosen_system,
                         chosen_atom,
                         n_systems,
@@ -311,7 +278,7 @@ class PET(torch.nn.Module):
                     )
                 if want_ll:
                     results[ll_name] = make_tensormap(
-                        last_layer.index_select(0, chosen),
+                        last_layer.index_select(0, rows),
                         chosen_system,
                         chosen_atom,
                         n_systems,
@@ -321,12 +288,15 @@ class PET(torch.nn.Module):
                     )
 
         if "feature" in outputs:
-            summed_edges = torch.zeros_like(central).index_add(
-                0, graph.centers, edge_features[-1] * edge_weights[:, None]
-            )
+            summed_edges = torch.zeros(
+                node_features[-1].shape[0],
+                edge_features[-1].shape[1],
+                dtype=dtype,
+                device=edge_weights.device,
+            ).index_add(0, centers, edge_features[-1] * edge_weights[:, None])
             features = torch.cat([node_features[-1], summed_edges], dim=1)
             results["feature"] = make_tensormap(
-                features.index_select(0, chosen),
+                features.index_select(0, rows),
                 chosen_system,
                 chosen_atom,
                 n_systems,
@@ -335,6 +305,106 @@ class PET(torch.nn.Module):
                 feature_labels(features.shape[1]),
             )
         return results
+
+    def _all_sequences(
+        self, graph: EdgeGraph, key_bias: torch.Tensor
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Run the GNN layers on every atom's sequence.
+
+        :param key_bias: ``[N, T]`` log cutoff weights of every slot
+        :return: per read-out layer, central ``[N, d_pet]`` and edge ``[E, d_pet]``
+            output tokens
+        """
+        neighbor_species = graph.species[graph.neighbors]
+        messages = self.neighbor_embedding(neighbor_species)
+        central = torch.zeros(
+            graph.species.shape[0],
+            messages.shape[1],
+            dtype=messages.dtype,
+            device=messages.device,
+        )
+        has_reverse = (graph.reverse >= 0)[:, None]
+        reverse = graph.reverse.clamp(min=0)
+        chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
+        node_features: List[torch.Tensor] = []
+        edge_features: List[torch.Tensor] = []
+        n_layers = len(self.gnn_layers)
+        for k, layer in enumerate(self.gnn_layers):
+            if k == 0:
+                # first messages are species embeddings: project the table only
+                table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
+                projected = table.index_select(0, neighbor_species)
+            else:
+                projected = layer.tokenizer.project_messages(messages)
+            central, edge_out = layer.by_chunks(
+                chunks, central, graph, projected, key_bias
+            )
+            if self.residual_readout or k == n_layers - 1:
+                node_features.append(central)
+                edge_features.append(edge_out)
+            if k < n_layers - 1:
+                # message passing: the output of edge j -> i feeds edge i -> j
+                incoming = edge_out.index_select(0, reverse)
+                messages = torch.where(
+                    has_reverse, 0.5 * (messages + incoming), messages
+                )
+        return node_features, edge_features
+
+    def _subset_sequences(
+        self, graph: EdgeGraph, subsets: List[AtomSubset]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Run GNN layer ``k`` on the sequences of ``subsets[k]`` only (see
+        :mod:`pet_mta.modules.receptive_field`); same numbers as
+        :meth:`_all_sequences` for the atoms of the last subset.
+
+        :return: per read-out layer, central ``[n, d_pet]`` and edge ``[e, d_pet]``
+            output tokens of the last subset's ``n`` atoms and ``e`` edges
+        """
+        last = subsets[-1]
+        first = subsets[0]
+        neighbor_species = graph.species.index_select(
+            0, graph.neighbors.index_select(0, first.edges)
+        )
+        # messages, central and edge tokens live on the rows of the previous subset
+        messages = self.neighbor_embedding(neighbor_species)
+        central = torch.zeros(
+            first.atoms.shape[0],
+            messages.shape[1],
+            dtype=messages.dtype,
+            device=messages.device,
+        )
+        edge_out = torch.zeros_like(messages)
+        previous = first
+        node_features: List[torch.Tensor] = []
+        edge_features: List[torch.Tensor] = []
+        n_layers = len(self.gnn_layers)
+        for k, layer in enumerate(self.gnn_layers):
+            subset = subsets[k]
+            if k == 0:
+                table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
+                projected = table.index_select(0, neighbor_species)
+            else:
+                central = central.index_select(0, previous.atom_rows(subset.atoms))
+                own = messages.index_select(0, previous.edge_rows(subset.edges))
+                # message passing: the output of edge j -> i feeds edge i -> j
+                reverse = subset.graph.reverse
+                has_reverse = (reverse >= 0)[:, None]
+                reverse = torch.where(reverse >= 0, reverse, subset.edges)
+                incoming = edge_out.index_select(0, previous.edge_rows(reverse))
+                messages = torch.where(has_reverse, 0.5 * (own + incoming), own)
+                projected = layer.tokenizer.project_messages(messages)
+            central, edge_out = layer.by_chunks(
+                subset.chunks, central, subset.graph, projected, subset.key_bias
+            )
+            if self.residual_readout or k == n_layers - 1:
+                node_features.append(
+                    central.index_select(0, subset.atom_rows(last.atoms))
+                )
+                edge_features.append(
+                    edge_out.index_select(0, subset.edge_rows(last.edges))
+                )
+            previous = subset
+        return node_features, edge_features
 
     def _has_output(self, name: str) -> bool:
         return (

@@ -57,6 +57,7 @@ def test_selection_matches_full_computation(featurizer_type, num_gnn_layers):
         "energy": ModelOutput(sample_kind="atom"),
         "mtt::dipole": ModelOutput(sample_kind="atom"),
         "feature": ModelOutput(sample_kind="atom"),
+        "mtt::aux::energy_last_layer_features": ModelOutput(sample_kind="atom"),
     }
     full, _ = _evaluate(model, frames, None, per_atom)
     part, _ = _evaluate(model, frames, SELECTION, per_atom)

@@ -8,11 +8,11 @@ so layer ``l - 1`` must compute the sequences of ``i``'s neighbours too, and so 
 ``needed[L - 1] = selected``, ``needed[l - 1] = needed[l] + neighbours(needed[l])``.
 
 A layer whose needed set is a strict subset of the atoms runs on those sequences only
-(:class:`AtomSubset`), and its outputs are scattered back into full-size tensors whose
-other rows are zero: they are never read by a sequence or a read-out that matters.
+(:class:`AtomSubset`); the rows of the next, smaller subset are gathered from its
+outputs, and the read-outs run on the selected atoms only.
 """
 
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch
 
@@ -23,10 +23,12 @@ from .graph import EdgeGraph
 class AtomSubset:
     """The sequences of some atoms of an :class:`EdgeGraph`, as a graph of their own.
 
+    ``atoms`` and ``edges`` are sorted, so rows are found by binary search.
+
     ``graph`` has the subset's ``n`` atoms and ``e`` edges (all the edges of those
     atoms, still sorted by centre) with local ``centers``, ``token_atom``,
     ``token_slot`` and ``edge_offsets``; its ``neighbors`` and ``reverse`` still
-    index the full graph (GNN layers do not use them).
+    index the full graph (message passing looks its rows up with them).
     """
 
     def __init__(
@@ -43,21 +45,13 @@ class AtomSubset:
         self.key_bias = key_bias  # [n, T'] log cutoff weights, T' = longest + 1
         self.chunks = chunks  # the subset split as in :func:`split_atoms`
 
-    def scatter(
-        self, central: torch.Tensor, edges: torch.Tensor, n_atoms: int, n_edges: int
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Subset rows ``[n, d]`` and ``[e, d]`` -> full-size ``[N, d]`` and
-        ``[E, d]`` tensors, zero outside the subset (differentiable)."""
-        full_central = torch.zeros(
-            n_atoms, central.shape[1], dtype=central.dtype, device=central.device
-        )
-        full_edges = torch.zeros(
-            n_edges, edges.shape[1], dtype=edges.dtype, device=edges.device
-        )
-        return (
-            full_central.index_copy(0, self.atoms, central),
-            full_edges.index_copy(0, self.edges, edges),
-        )
+    def atom_rows(self, atoms: torch.Tensor) -> torch.Tensor:
+        """Rows in this subset of ``atoms`` (full-graph indices of subset atoms)."""
+        return torch.searchsorted(self.atoms, atoms)
+
+    def edge_rows(self, edges: torch.Tensor) -> torch.Tensor:
+        """Rows in this subset of ``edges`` (full-graph indices of subset edges)."""
+        return torch.searchsorted(self.edges, edges)
 
 
 def needed_atoms(
@@ -123,22 +117,19 @@ def make_subset(
     )
 
 
-def layer_subsets(
+def trimmed_subsets(
     graph: EdgeGraph,
     key_bias: torch.Tensor,
     selected: torch.Tensor,
     n_layers: int,
     budget: int,
-) -> List[Optional[AtomSubset]]:
-    """Per layer, the :class:`AtomSubset` to compute, or ``None`` where every atom
-    is needed (the layer then runs on the full graph).
+) -> List[AtomSubset]:
+    """Per layer, the :class:`AtomSubset` to compute (the first layers may need all
+    atoms); an empty list when every atom is selected (nothing to trim).
 
     :param selected: ``[M]`` index of the reported atoms in the graph
     """
-    subsets: List[Optional[AtomSubset]] = []
-    for mask in needed_atoms(graph, selected, n_layers):
-        if bool(torch.all(mask)):
-            subsets.append(None)
-        else:
-            subsets.append(make_subset(graph, key_bias, mask, budget))
-    return subsets
+    masks = needed_atoms(graph, selected, n_layers)
+    if bool(torch.all(masks[-1])):
+        return []
+    return [make_subset(graph, key_bias, mask, budget) for mask in masks]
