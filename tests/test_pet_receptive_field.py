@@ -67,15 +67,14 @@ def test_selection_matches_full_computation(featurizer_type, num_gnn_layers):
         torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)
 
     # forces of the selected atoms' energy: restrict the full energy the same way
-    systems = systems_from_ase(frames, model)
-    for system in systems:
-        system.positions.requires_grad_(True)
-    energies = model(systems, {"energy": ModelOutput(sample_kind="atom")})
-    selected_energy = energies["energy"].block().values[rows].sum()
-    grads = torch.autograd.grad(selected_energy, [s.positions for s in systems])
-    expected_forces = -torch.cat(grads)
+    expected = _selected_energy_gradients(model, frames, trim=False)
+    actual = _selected_energy_gradients(model, frames, trim=True)
+    for grad, reference in zip(actual, expected):
+        torch.testing.assert_close(grad, reference, rtol=0, atol=1e-12)
+    # not trivially zero: forces away from the selected atoms, and the cell term
+    assert float(actual[0].abs().sum()) > 0 and float(actual[1].abs().sum()) > 0
 
-    total, forces = _evaluate(
+    total, _ = _evaluate(
         model, frames, SELECTION, {"energy": ModelOutput(sample_kind="system")}
     )
     values = full["energy"].block().values[rows, 0]
@@ -85,9 +84,63 @@ def test_selection_matches_full_computation(featurizer_type, num_gnn_layers):
         rtol=0,
         atol=1e-12,
     )
-    torch.testing.assert_close(forces, expected_forces, rtol=0, atol=1e-12)
-    # the trimmed force is not trivially zero away from the selected atoms
-    assert float(forces.abs().sum()) > 0
+
+
+def _selected_energy_gradients(model, frames, trim, create_graph=False):
+    """Gradients of the selected atoms' energy w.r.t. all positions and the cell of
+    the periodic system; with ``trim`` through ``selected_atoms``, else by summing
+    the rows of the full per-atom energies."""
+    systems = systems_from_ase(frames, model)
+    for system in systems:
+        system.positions.requires_grad_(True)
+    systems[1].cell.requires_grad_(True)
+    per_atom = {"energy": ModelOutput(sample_kind="atom")}
+    if trim:
+        labels = Labels(["system", "atom"], SELECTION)
+        energy = model(systems, per_atom, labels)["energy"].block().values.sum()
+    else:
+        values = model(systems, per_atom)["energy"].block().values
+        energy = values[_global_rows(frames, SELECTION)].sum()
+    inputs = [s.positions for s in systems] + [systems[1].cell]
+    grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
+    return torch.cat(grads[:-1]), grads[-1]
+
+
+def test_training_gradients_through_trimmed_forces():
+    """Double backward (a force loss differentiated w.r.t. the weights) gives the
+    same weight gradients with and without trimming."""
+    model = tiny_pet(num_gnn_layers=2, featurizer_type="residual")
+    frames = _frames()
+    weights = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for trim in (False, True):
+        forces, _ = _selected_energy_gradients(model, frames, trim, create_graph=True)
+        loss = (forces**2).sum()
+        # biases of the last head layers do not enter the forces
+        results.append(torch.autograd.grad(loss, weights, materialize_grads=True))
+    for trimmed, full in zip(results[1], results[0]):
+        torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-11)
+    assert sum(float(g.abs().sum()) for g in results[1]) > 0
+
+
+def test_float32():
+    model = tiny_pet(num_gnn_layers=3, dtype=torch.float32)
+    frames = _frames()
+    rows = _global_rows(frames, SELECTION)
+    outputs = {"energy": ModelOutput(sample_kind="atom")}
+    full, _ = _evaluate(model, frames, None, outputs)
+    part, _ = _evaluate(model, frames, SELECTION, outputs)
+    assert part["energy"].block().values.dtype == torch.float32
+    torch.testing.assert_close(
+        part["energy"].block().values,
+        full["energy"].block().values[rows],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    expected = _selected_energy_gradients(model, frames, trim=False)
+    actual = _selected_energy_gradients(model, frames, trim=True)
+    for grad, reference in zip(actual, expected):
+        torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_small_chunks_inside_the_subset():
