@@ -5,6 +5,7 @@ the benchmarks page can never drift from ``pet_mta.hypers`` or from the result f
 that the ``bench/`` scripts write into ``docs/src/bench/``.
 """
 
+import glob
 import os
 import re
 from typing import List, Tuple
@@ -102,8 +103,11 @@ def benchmark_section(src: str, root: str, name: str, title: str, script: str) -
         else "",
         "",
     ]
-    if os.path.exists(png):
-        lines += [f".. image:: /bench/{name}.png", f"   :alt: {title}", ""]
+    # the main figure, then any extra ones (``<name>_<what>.png``, e.g. parity plots)
+    extras = sorted(glob.glob(os.path.join(src, "bench", name + "_*.png")))
+    for path in ([png] if os.path.exists(png) else []) + extras:
+        image = os.path.basename(path)
+        lines += [f".. image:: /bench/{image}", f"   :alt: {title}", ""]
     return "\n".join(lines) + "\n"
 
 
