@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import List
 
 import ase.io
 import numpy as np
@@ -164,22 +165,67 @@ def benchmark(architecture: str, size, pool, val_path, test_path, args) -> dict:
     }
 
 
-def report(results, out: Path) -> None:
+def header(args) -> List[str]:
+    """How the numbers were produced: command, settings, machine."""
+    import platform
+
+    import metatrain
+    import torch
+
+    import pet_mta
+
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line for line in cpuinfo if line.startswith("model name")]
+        if names:
+            cpu = names[0].split(":", 1)[1].strip()
+    budget = (
+        f"about {args.steps} optimiser steps per run (epochs = steps x batch / "
+        "structures)"
+        if args.steps is not None
+        else f"{args.epochs} epochs per run"
+    )
+    hypers = ", ".join(f"`{k}={v}`" for k, v in MODEL.items())
+    return [
+        "Command: `" + " ".join(["python", "bench/accuracy.py", *sys.argv[1:]]) + "`",
+        "",
+        f"Data: `{Path(args.data).name}`, fixed-seed split ({args.n_test} test, "
+        f"{args.n_val} validation, training sets drawn from the rest). Both "
+        f"architectures: the same options file (only `architecture.name` differs), "
+        f"{hypers}, batch {args.batch_size}, learning rate {args.learning_rate}, "
+        f"warm-up 5 %, float32, seed {args.seed}; {budget}. Energy and forces "
+        "(and virials) in the loss; MAE from `mtt eval` on the test split.",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, {args.jobs} training run(s) at a "
+        f"time with `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}`; "
+        f"torch {torch.__version__}, metatrain {metatrain.__version__}, pet_mta "
+        f"{pet_mta.__version__}. Time per epoch: mean interval between epoch log "
+        "lines (includes the validation pass).",
+        "",
+    ]
+
+
+def report(results, out: Path, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps(results, indent=2))
-    lines = [
-        "| architecture | n_train | energy MAE (meV/atom) | force MAE (meV/Å) "
-        "| s/epoch |",
-        "|---|---|---|---|---|",
+    lines = header(args) + [
+        "| architecture | training structures | epochs | energy MAE (meV/atom) "
+        "| force MAE (meV/Å) | time per epoch (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['architecture']} | {r['n_train']} | "
-            f"{r['energy_mae_mev_per_atom']:.2f} | "
-            f"{r['force_mae_mev_per_angstrom']:.1f} | {r['epoch_seconds']:.1f} |"
+            f"| {r['architecture']} | {r['n_train']} | {r['epochs']} | "
+            f"{r['energy_mae_mev_per_atom']:.1f} | "
+            f"{r['force_mae_mev_per_angstrom']:.0f} | {r['epoch_seconds']:.1f} |"
         )
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def plot(results, out: Path) -> None:
+    """Learning curves: MAE against training set size, both architectures."""
     try:
         import matplotlib
 
@@ -270,7 +316,18 @@ def main() -> int:
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "pet_mta-accuracy"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report and plots from --out/accuracy.json and --work",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((args.out / "accuracy.json").read_text())
+        report(results, args.out, args)
+        plot(results, args.out)
+        parity(results, args.work, args.out)
+        return 0
 
     frames = ase.io.read(args.data, ":")
     pool, val, test = split(frames, args.n_test, args.n_val, args.seed)
@@ -291,7 +348,8 @@ def main() -> int:
             result = future.result()
             print(json.dumps(result), flush=True)
             results.append(result)
-    report(results, args.out)
+    report(results, args.out, args)
+    plot(results, args.out)
     parity(results, args.work, args.out)
     return 0
 
