@@ -262,12 +262,17 @@ HEADER = (
 
 
 NOTES = """\
-Peak memory is the rise of the resident set size during one call. The machine
-was shared with other jobs, so absolute times are noisy; ratios come from calls
-interleaved in one process. On a shared 2-core machine the 2-thread runs compete
-with other jobs (they can be slower than 1 thread), and a rise of the cost per atom
-seen for both models at the same size points at the machine, not the model: check
-flatness on a quiet machine.
+Peak memory is the rise of the resident set size during one call (mostly the
+activations autograd keeps for the backward pass). Ratios come from calls
+interleaved in one process, so they are robust to machine load; absolute times are
+not. On a 2-core machine the 2-thread rows compete with anything else running.
+
+Why the cost per atom stays flat: message-passing layers run on chunks of at most
+16,384 padded tokens (`pet_mta/modules/chunks.py`), so every intermediate tensor
+is a few MB. Without chunks, a 4,000-atom box made tensors of tens of MB, which the
+C allocator serves with fresh memory maps: every operation then paid page faults
+on its output, and the cost per atom grew 2.5x from 1,000 to 4,000 atoms (the same
+happens to metatrain's PET, whose cost per atom grows at 4,000 atoms).
 
 Why pet_mta's PET is cheaper at the same sizes: its dense layers run on *packed*
 tokens (one row per real edge, no padding to the largest neighbour count), only
