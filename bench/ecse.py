@@ -319,9 +319,9 @@ def accuracy_part(args) -> Dict[str, Any]:
     frames = ase.io.read(args.test, index=f":{args.n_test}")
     # warm-up: TorchScript optimises during the first calls
     smallest = min(frames, key=len)
-    for model, calls in ((plain, 2), (ecse, 1)):
+    for model, calls, chunk in ((plain, 2, 0), (ecse, 1, args.chunk)):
         for _ in range(calls):
-            energy_forces(model, smallest, dtype, args.chunk)
+            energy_forces(model, smallest, dtype, chunk)
     reference, predicted = [], {"plain": [], "ECSE local": []}
     times = {"plain": 0.0, "ECSE local": 0.0}
     for atoms in frames:
