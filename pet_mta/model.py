@@ -93,6 +93,12 @@ class PET(torch.nn.Module):
             self.hypers["cutoff_function"],
         )
         self.neighbor_embedding = torch.nn.Embedding(n_species, d_pet)
+        # the neighbour's species enters the tokens of every later layer too, through
+        # one embedding per layer (stacked: row (k - 1) * n_species + species);
+        # zero at initialisation
+        self.n_species = n_species
+        self.layer_species = torch.nn.Embedding((n_layers - 1) * n_species, d_pet)
+        torch.nn.init.zeros_(self.layer_species.weight)
         self.gnn_layers = torch.nn.ModuleList(
             [GNNLayer(self.hypers, n_species) for _ in range(n_layers)]
         )
@@ -335,7 +341,10 @@ class PET(torch.nn.Module):
                 table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
                 projected = table.index_select(0, neighbor_species)
             else:
-                projected = layer.tokenizer.project_messages(messages)
+                species = neighbor_species + (k - 1) * self.n_species
+                projected = layer.tokenizer.project_messages(
+                    messages + self.layer_species(species)
+                )
             central, edge_out = layer.by_chunks(
                 chunks, central, graph, projected, key_bias
             )
@@ -392,7 +401,12 @@ class PET(torch.nn.Module):
                 reverse = torch.where(reverse >= 0, reverse, subset.edges)
                 incoming = edge_out.index_select(0, previous.edge_rows(reverse))
                 messages = torch.where(has_reverse, 0.5 * (own + incoming), own)
-                projected = layer.tokenizer.project_messages(messages)
+                species = graph.species.index_select(
+                    0, graph.neighbors.index_select(0, subset.edges)
+                )
+                projected = layer.tokenizer.project_messages(
+                    messages + self.layer_species(species + (k - 1) * self.n_species)
+                )
             central, edge_out = layer.by_chunks(
                 subset.chunks, central, subset.graph, projected, subset.key_bias
             )

@@ -385,9 +385,10 @@ def test_warmup_then_cosine_schedule():
     assert rates[-1] < 1e-3
 
 
-def test_v1_checkpoint_upgrade_folds_the_length_factor():
-    """Version 1 divided edge lengths by the cutoff before the geometry embedding;
-    the upgrade moves that factor into the weights (same predictions)."""
+def test_v1_checkpoint_upgrade_is_exact():
+    """Version 1 divided edge lengths by the cutoff before the geometry embedding
+    (the upgrade moves that factor into the weights); version 3 added per-layer
+    species embeddings (zeros): upgraded models predict the same numbers."""
     import gzip
     from pathlib import Path
 
@@ -402,3 +403,10 @@ def test_v1_checkpoint_upgrade_folds_the_length_factor():
     for name, value in old["model_state_dict"].items():
         expected = value / cutoff if name in geometry else value
         torch.testing.assert_close(upgraded["model_state_dict"][name], expected)
+    # version 3: per-layer neighbour species embeddings, added as zeros
+    (species,) = [k for k in upgraded["model_state_dict"] if "layer_species" in k]
+    assert not torch.any(upgraded["model_state_dict"][species])
+    model = PETModel.load_checkpoint(upgraded, context="export")
+    assert model.pet.layer_species.weight.shape[0] == (len(geometry) - 1) * len(
+        model.pet.atomic_types
+    )

@@ -12,6 +12,9 @@ Version history
 - model 2: edge tokens see lengths in Å instead of lengths divided by the cutoff;
   the upgrade divides the geometry embedding weights by the cutoff, so upgraded
   models predict exactly what they predicted before.
+- model 3: the neighbour's species enters the tokens of every layer, not only the
+  first (``layer_species``); the upgrade adds these embeddings as zeros, so
+  upgraded models predict exactly what they predicted before.
 """
 
 from typing import Any, Callable, Dict, List
@@ -31,7 +34,31 @@ def _model_v1_to_v2(checkpoint: Checkpoint) -> None:
                 state[name] = state[name] / cutoff
 
 
-MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [_model_v1_to_v2]
+def _model_v2_to_v3(checkpoint: Checkpoint) -> None:
+    """Add the per-layer neighbour species embeddings, as zeros."""
+    for key in ("model_state_dict", "best_model_state_dict"):
+        state = checkpoint.get(key)
+        if state is None:
+            continue
+        names = [n for n in state if n.endswith("neighbor_embedding.weight")]
+        for name in names:
+            table = state[name]
+            layers = sum(
+                1
+                for n in state
+                if n.startswith(name[: -len("neighbor_embedding.weight")])
+                and n.endswith("tokenizer.geometry.weight")
+            )
+            prefix = name[: -len("neighbor_embedding.weight")]
+            state[prefix + "layer_species.weight"] = table.new_zeros(
+                (layers - 1) * table.shape[0], table.shape[1]
+            )
+
+
+MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
+    _model_v1_to_v2,
+    _model_v2_to_v3,
+]
 TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = []
 
 
