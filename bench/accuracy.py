@@ -141,13 +141,20 @@ def benchmark(architecture: str, size, pool, val_path, test_path, args) -> dict:
     work = args.work / f"{architecture}-{n}"
     work.mkdir(parents=True, exist_ok=True)
     train_path = work / "train.xyz"
-    ase.io.write(train_path, pool[:n])
+    if not (args.reuse and train_path.exists()):
+        ase.io.write(train_path, pool[:n])
     epochs = epochs_for(n, args)
-    opts = options(architecture, str(train_path), str(val_path), epochs, args)
-    (work / "options.yaml").write_text(yaml.safe_dump(opts))
-    start = time.perf_counter()
-    log = run(["mtt", "train", "options.yaml", "-o", "model.pt"], work)
-    total = time.perf_counter() - start
+    if args.reuse and (work / "model.pt").exists():
+        # trained by an earlier run with the same options: evaluate only
+        logs = sorted(work.glob("outputs/*/*/train.log"))
+        log = logs[-1].read_text() if logs else ""
+        total = float("nan")
+    else:
+        opts = options(architecture, str(train_path), str(val_path), epochs, args)
+        (work / "options.yaml").write_text(yaml.safe_dump(opts))
+        start = time.perf_counter()
+        log = run(["mtt", "train", "options.yaml", "-o", "model.pt"], work)
+        total = time.perf_counter() - start
 
     eval_options = {
         "systems": {"read_from": str(test_path), "length_unit": "angstrom"},
@@ -317,6 +324,11 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate models already trained in --work instead of training again",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="rewrite the report and plots from --out/accuracy.json and --work",
@@ -334,8 +346,9 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     val_path = args.work / "val.xyz"
     test_path = args.work / "test.xyz"
-    ase.io.write(val_path, val)
-    ase.io.write(test_path, test)
+    if not (args.reuse and val_path.exists() and test_path.exists()):
+        ase.io.write(val_path, val)
+        ase.io.write(test_path, test)
 
     runs = [(a, size) for size in args.sizes for a in args.architectures]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool_of_jobs:
