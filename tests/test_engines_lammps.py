@@ -166,7 +166,8 @@ def test_fix_external_nve(exported, fix_external, tmp_path):
         potentials.append(lmp.get_thermo("pe"))
     lmp.close()
     n_atoms = len(atoms)
-    assert np.ptp(potentials) / n_atoms > 5e-3
+    # the atoms move (20x the allowed spread of the total energy)
+    assert np.ptp(potentials) / n_atoms > 1e-3
     assert np.ptp(totals) / n_atoms < 5e-5
     # one model evaluation per step, plus the setup of every `run`
     assert len(callback.energies) >= 40
