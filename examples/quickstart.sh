@@ -8,10 +8,13 @@ cd "$root"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 # 1. install (torch first, from the pinned CPU wheel), into .venv unless one is active
+# (tox writes a *file* named .venv pointing at its env: use another folder then)
 if [ -z "${VIRTUAL_ENV:-}" ]; then
-    [ -x .venv/bin/python ] || python3 -m venv .venv
+    venv=.venv
+    if [ -e "$venv" ] && [ ! -d "$venv" ]; then venv=.venv-quickstart; fi
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     # shellcheck disable=SC1091
-    . .venv/bin/activate
+    . "$venv/bin/activate"
 fi
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0
