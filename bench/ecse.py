@@ -425,7 +425,11 @@ def model_cell(row, key) -> str:
     if result.get("failed"):
         return f"failed ({result['failed']})"
     if result.get("skipped"):
-        what = f"{row['frames_whole']} frames, " if key == "whole" else ""
+        copies = {
+            "whole": f"{row['frames_whole']} frames",
+            "lebedev_fine": f"{row.get('lebedev_fine_rotations')} copies",
+        }
+        what = f"{copies[key]} × {row['atoms']} atoms, " if key in copies else ""
         return f"not run ({what}est. {fmt_seconds(result['estimate_s'])} s)"
     return f"{fmt_seconds(result['seconds'])} s ({result['ratio']:.3g}×)"
 
@@ -511,6 +515,7 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
             "**Cost and equivariance error**",
             "",
             *meta_lines(cost["meta"]),
+            *([cost["note"], ""] if cost.get("note") else []),
             f"Backbone: a random-weight pet_mta PET ({hypers}; "
             f"{backbone['parameters']} parameters; interaction range "
             f"{cost['interaction_range']:g} Å). ECSE: `pet_mta.Symmetrized` with its "
@@ -528,8 +533,10 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
             "forces evaluation (forward, and backward to the positions; neighbour "
             "lists included), median over the rotated evaluations of the table "
             "below, and in brackets the ratio to the plain backbone. *not run*: the "
-            "estimated cost (frames × plain time) is above the time limit of the "
-            "run (`--max-seconds`).",
+            "estimated cost (frames or rotations × plain time, given) is above the "
+            "time limit of the run (`--max-seconds`), or the rotated copies × atoms "
+            "exceed `--max-whole-atoms` (memory: with forces, the autograd graph "
+            "of every copy is kept; about 0.5 MB per atom here).",
             "- **frames/atom, local**: frames of each atom's environment after "
             "pruning; local mode evaluates the backbone once per frame on the "
             "atom's cut-out receptive field (only the centre's output is kept, and "
@@ -746,6 +753,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--note", help="a remark on the cost part, for the report")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = args.out / "ecse.json"
@@ -768,6 +776,9 @@ def main():
             cost_part(args, lambda result: save("cost", result))
         if "accuracy" in args.parts:
             save("accuracy", accuracy_part(args))
+    if args.note and "cost" in results:
+        results["cost"]["note"] = args.note
+        path.write_text(json.dumps(results, indent=1))
     write_report(results, args.out)
     write_plots(results, args.out)
 
