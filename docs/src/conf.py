@@ -34,7 +34,6 @@ extensions = [
 source_suffix = {".rst": "restructuredtext"}
 exclude_patterns = ["_generated", "bench", "sg_execution_times.rst", "generate.py"]
 templates_path = []
-html_static_path = ["_static"]
 html_theme = "furo"
 html_title = f"pet_mta {release}"
 pygments_style = "sphinx"
