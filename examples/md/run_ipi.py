@@ -23,13 +23,15 @@ import sys
 from pathlib import Path
 
 import ase.io
-import matplotlib.pyplot as plt
 import numpy as np
 
 # the gallery runs every script from its own folder
 ENGINES = Path("..", "engines").resolve()
 sys.path.insert(0, str(ENGINES))
 from export_demo_model import demo_model  # noqa: E402
+
+sys.path.insert(0, str(Path(".").resolve()))
+from md_helpers import show_nve  # noqa: E402
 
 # every file of the run goes to a fresh folder (ignored by git)
 WORKDIR = Path("ipi-run").resolve()
@@ -103,12 +105,6 @@ conserved = properties["conserved"]
 potential = properties["potential"]
 n_atoms = len(ase.io.read(WORKDIR / "init.xyz"))
 
-drift = (conserved[-1] - conserved[0]) / abs(conserved[0])
-print(f"{len(time) - 1} steps of {time[1] - time[0]:.1f} fs")
-print(f"potential energy changed by {np.ptp(potential) / n_atoms:.2e} eV/atom")
-print(f"conserved quantity: spread {np.ptp(conserved) / n_atoms:.2e} eV/atom")
-print(f"relative drift of the conserved quantity (end - start) / |start|: {drift:.1e}")
-
 # %%
 # Energy conservation and temperature
 # -----------------------------------
@@ -117,15 +113,6 @@ print(f"relative drift of the conserved quantity (end - start) / |start|: {drift
 # stays constant to the accuracy of the velocity Verlet integrator (middle panel:
 # the same curve, magnified 1000 times).
 
-fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(6, 7))
-top.plot(time, (conserved - conserved[0]) / n_atoms * 1000, label="conserved")
-top.plot(time, (potential - potential[0]) / n_atoms * 1000, label="potential")
-top.set_ylabel("energy change\n(meV/atom)")
-top.legend()
-middle.plot(time, (conserved - conserved[0]) / n_atoms * 1e6, color="C0")
-middle.set_ylabel("conserved energy\nchange (µeV/atom)")
-bottom.plot(time, properties["temperature"])
-bottom.set_xlabel("time (fs)")
-bottom.set_ylabel("temperature (K)")
-fig.tight_layout()
-plt.show()
+show_nve(
+    time, conserved, potential, properties["temperature"], n_atoms, "conserved quantity"
+)

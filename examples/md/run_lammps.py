@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import ase.build
-import matplotlib.pyplot as plt
 import numpy as np
 
 # the gallery runs every script from its own folder
@@ -29,6 +28,9 @@ sys.path.insert(0, str(ENGINES))
 sys.path.insert(0, str(ENGINES / "lammps"))
 import fix_external  # noqa: E402
 from export_demo_model import demo_model  # noqa: E402
+
+sys.path.insert(0, str(Path(".").resolve()))
+from md_helpers import show_nve  # noqa: E402
 
 # every file of the run goes to a fresh folder (ignored by git)
 WORKDIR = Path("lammps-run").resolve()
@@ -100,21 +102,4 @@ n_atoms = len(atoms)
 time = thermo["Step"] * 1.0  # fs (time step 0.001 ps)
 total = thermo["TotEng"]
 potential = thermo["PotEng"]
-drift = (total[-1] - total[0]) / abs(total[0])
-print(f"{len(time) - 1} steps of 1 fs")
-print(f"potential energy changed by {np.ptp(potential) / n_atoms:.2e} eV/atom")
-print(f"total energy: spread {np.ptp(total) / n_atoms:.2e} eV/atom")
-print(f"relative drift of the total energy (end - start) / |start|: {drift:.1e}")
-
-fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(6, 7))
-top.plot(time, (total - total[0]) / n_atoms * 1000, label="total")
-top.plot(time, (potential - potential[0]) / n_atoms * 1000, label="potential")
-top.set_ylabel("energy change\n(meV/atom)")
-top.legend()
-middle.plot(time, (total - total[0]) / n_atoms * 1e6, color="C0")
-middle.set_ylabel("total energy\nchange (µeV/atom)")
-bottom.plot(time, thermo["Temp"])
-bottom.set_xlabel("time (fs)")
-bottom.set_ylabel("temperature (K)")
-fig.tight_layout()
-plt.show()
+show_nve(time, total, potential, thermo["Temp"], n_atoms, "total energy")
