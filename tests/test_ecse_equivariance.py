@@ -79,17 +79,34 @@ def test_collinear_molecule_uses_the_auxiliary_model():
         evaluate(Symmetrized(pet), atoms)
 
 
-@pytest.mark.parametrize("mode, force_tol", [("local", 1e-5), ("whole", 3e-4)])
-def test_float32(mode, force_tol):
+@pytest.mark.parametrize("mode", ["local", "whole"])
+@pytest.mark.parametrize("structure, tol", [("molecule", 1e-5), ("crystal", 3e-5)])
+def test_float32_without_pruning(mode, structure, tol):
+    """float32 without pruning: 1e-5 on a molecule, 3e-5 on a rattled crystal.
+
+    The error of a float32 evaluation is set by the conditioning of the model: its
+    inputs are rounded (relative 6e-8), and the forces change by the Hessian times
+    that. Rounds of pruning make the frame weights steep, so with the published
+    defaults the forces of rattled crystals change by ~1e-3 relative for a rounding
+    of the positions, even in float64 (docs/src/ecse.rst has the table). The plain
+    backbone's own float32 round-off on the crystal is ~3e-6 of the largest force.
+    """
     pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
-    model = Symmetrized(pet, mode=mode)
-    # float32 forces: the derivatives of the frame weights multiply the round-off
-    # of every frame's prediction. Per atom (local) that is the round-off of one
-    # atomic energy; in whole mode, of the total energy of the structure, so the
-    # whole mode only reaches ~1e-4 (documented in docs/src/ecse.rst).
-    check_rotations(
-        model, molecule(), tol=1e-5, dtype=torch.float32, force_tol=force_tol
-    )
+    model = Symmetrized(pet, mode=mode, n_prunings=0)
+    if structure == "molecule":
+        atoms = molecule()
+    else:
+        # far enough from the perfect lattice for the forces not to vanish (a
+        # relative tolerance on near-zero forces would test the round-off only)
+        atoms = triclinic_alloy()
+        atoms.rattle(0.2, seed=5)
+    check_rotations(model, atoms, tol=tol, dtype=torch.float32)
+
+
+def test_float32_local_mode_molecule_with_default_pruning():
+    pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
+    model = Symmetrized(pet, mode="local")
+    check_rotations(model, molecule(), tol=1e-5, dtype=torch.float32, force_tol=1e-5)
 
 
 def test_vector_target_rotates():

@@ -21,6 +21,16 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
     ("ecse", "ECSE: cost and equivariance error", "bench/ecse.py"),
     ("engine_overhead", "Engine overhead (ASE, i-PI)", "bench/engine_overhead.py"),
     ("ensemble", "Ensembles and LLPR uncertainties", "bench/ensemble.py"),
+    (
+        "ensemble_cost",
+        "Ensemble cost: stacked pass vs one member after another",
+        "bench/ensemble_cost.py",
+    ),
+    (
+        "ecse_float32",
+        "ECSE in float32: pruning and conditioning",
+        "bench/ecse_float32.py",
+    ),
 ]
 
 

@@ -13,9 +13,9 @@ standard metatomic outputs
   total energies, not a sum of atomic spreads).
 
 Forces and stress stay conservative: engines differentiate the mean energy, and
-autograd runs through every member. Members are evaluated one after another
-(stacking the weights of identical architectures needs ``torch.func``, which
-TorchScript cannot compile); their neighbour lists are computed once by the engine.
+autograd runs through every member. PET members of one architecture are evaluated
+in one batched pass with stacked weights (:class:`pet_mta.stacked.StackedPET`);
+other members one after another. Neighbour lists are computed once by the engine.
 """
 
 import copy
@@ -33,6 +33,7 @@ from metatomic.torch import (
     unit_conversion_factor,
 )
 
+from ..stacked import StackedPET, stack_members
 from .loading import Backbone, ModelLike, load_model
 
 ENSEMBLE_REFERENCE = (
@@ -60,6 +61,19 @@ def averageable(name: str) -> bool:
     return not (base.endswith("_ensemble") or base.endswith("_uncertainty"))
 
 
+class NotStacked(torch.nn.Module):
+    """Placeholder for ensembles whose members are evaluated one by one."""
+
+    def forward(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> List[Dict[str, TensorMap]]:
+        result: List[Dict[str, TensorMap]] = []
+        return result
+
+
 class EnsembleModule(torch.nn.Module):
     """The TorchScript-able ensemble (see :class:`pet_mta.Ensemble`).
 
@@ -70,6 +84,8 @@ class EnsembleModule(torch.nn.Module):
     :param neighbor_lists: every neighbour list the members read (members loaded
         from files no longer declare them themselves)
     :param inputs: every custom input the members read
+    :param stacked: the members as one :class:`~pet_mta.stacked.StackedPET` (then
+        only it is kept), or ``None`` to evaluate them one after another
     """
 
     derived: Dict[str, str]
@@ -83,12 +99,19 @@ class EnsembleModule(torch.nn.Module):
         factors: List[Dict[str, float]],
         neighbor_lists: List[NeighborListOptions],
         inputs: Dict[str, ModelOutput],
+        stacked: Optional[StackedPET] = None,
     ):
         super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
-        self.members = torch.nn.ModuleList(members)
         self.n_members = len(members)
+        self.is_stacked = stacked is not None
+        if stacked is None:
+            self.members = torch.nn.ModuleList(members)
+            self.stacked = NotStacked()
+        else:
+            self.members = torch.nn.ModuleList([])
+            self.stacked = stacked
         self.averaged = averaged
         self.factors = factors
         self.derived: Dict[str, str] = {}
@@ -132,8 +155,13 @@ class EnsembleModule(torch.nn.Module):
         for source in requests.keys():
             empty: List[TensorMap] = []
             predictions[source] = empty
-        for i, member in enumerate(self.members):
-            result = member(systems, requests, selected_atoms)
+        member_results: List[Dict[str, TensorMap]] = []
+        if self.is_stacked:
+            member_results = self.stacked(systems, requests, selected_atoms)
+        else:
+            for member in self.members:
+                member_results.append(member(systems, requests, selected_atoms))
+        for i, result in enumerate(member_results):
             for source in requests.keys():
                 predictions[source].append(
                     _scaled(result[source], self.factors[i][source])
@@ -264,13 +292,19 @@ class Ensemble(EnsembleModule):
     energy output. Energy outputs, ensembles and uncertainties are declared per
     atom: members must answer per-atom energy requests (every pet_mta model does).
 
+    PET members with the same architecture (hyper-parameters, atomic types,
+    targets, dtype) run in one batched pass with stacked weights; the weights are
+    copied, so train members before building the ensemble.
+
     :param models: at least two modules (e.g. :class:`pet_mta.PET`),
         ``AtomisticModel`` or paths of saved ones
+    :param stack: stack the weights of PET members when possible (``False``: always
+        one member after another)
     """
 
     __jit_ignored_attributes__ = ["info"]
 
-    def __init__(self, models: Sequence[ModelLike]):
+    def __init__(self, models: Sequence[ModelLike], stack: bool = True):
         loaded = [load_model(model) for model in models]
         if len(loaded) < 2:
             raise ValueError("an ensemble needs at least two members")
@@ -321,9 +355,9 @@ class Ensemble(EnsembleModule):
                         f"ensemble members request the input '{name}' differently"
                     )
                 inputs[name] = request
-        super().__init__(
-            [m.module for m in loaded], averaged, factors, neighbor_lists, inputs
-        )
+        modules = [m.module for m in loaded]
+        stacked = stack_members(modules) if stack else None
+        super().__init__(modules, averaged, factors, neighbor_lists, inputs, stacked)
         self.info = _Info(loaded)
 
     @torch.jit.unused
@@ -421,11 +455,11 @@ class Ensemble(EnsembleModule):
         )
 
     @staticmethod
-    def wrap(models: Sequence[ModelLike]) -> AtomisticModel:
+    def wrap(models: Sequence[ModelLike], stack: bool = True) -> AtomisticModel:
         """Build and export in one step, like
         ``metatomic.torch.o3.SymmetrizedModel.wrap(model) -> AtomisticModel``.
         """
-        return Ensemble(models).export()
+        return Ensemble(models, stack=stack).export()
 
 
 class _Info:

@@ -1,0 +1,126 @@
+"""Ensembles of PET models with one architecture run in one stacked pass."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import molecule, tiny_pet, triclinic_alloy
+from ecse_helpers import ToyBackbone
+from metatensor.torch import Labels
+from metatomic.torch import ModelOutput
+
+from pet_mta import Ensemble
+from pet_mta.neighbors import systems_from_ase
+from pet_mta.stacked import stack_members
+
+TYPES = (1, 6, 8, 13, 29)
+TARGETS = {
+    "energy": {"unit": "eV", "quantity": "energy"},
+    "mtt::dipole": {"kind": "cartesian", "unit": "e*angstrom"},
+    "non_conservative_stress": {"kind": "stress", "unit": "eV/A^3"},
+}
+VARIANTS = {
+    "default": {},
+    "post-LN, LayerNorm, SiLU, residual read-out": dict(
+        normalization="LayerNorm",
+        activation="SiLU",
+        transformer_type="PostLN",
+        featurizer_type="residual",
+        num_attention_layers=2,
+    ),
+    "distance-only edges, cosine cutoff": dict(
+        edge_embedding="distance", cutoff_function="Cosine"
+    ),
+}
+
+
+def outputs(kind):
+    return {name: ModelOutput(sample_kind=kind) for name in TARGETS}
+
+
+def predictions(ensemble, atoms_list, kind, selected_atoms=None):
+    """Every output of the ensemble (members' mean, ensemble, uncertainty), and the
+    gradients of the mean energy with respect to positions and cells."""
+    systems = systems_from_ase(
+        atoms_list, ensemble, dtype=torch.float64, positions_requires_grad=True
+    )
+    for system in systems:
+        system.cell.requires_grad_(True)
+    requests = outputs(kind)
+    requests["energy_uncertainty"] = ModelOutput(sample_kind=kind)
+    requests["energy_ensemble"] = ModelOutput(sample_kind=kind)
+    result = ensemble(systems, requests, selected_atoms)
+    values = {k: v.block().values.detach() for k, v in result.items()}
+    inputs = [s.positions for s in systems] + [systems[0].cell]
+    grads = torch.autograd.grad(result["energy"].block().values.sum(), inputs)
+    return values, grads
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_stacked_pass_equals_members_one_by_one(variant):
+    members = [
+        tiny_pet(TYPES, seed=seed, targets=TARGETS, **VARIANTS[variant])
+        for seed in range(3)
+    ]
+    stacked = Ensemble(members)
+    one_by_one = Ensemble(members, stack=False)
+    assert stacked.is_stacked and not one_by_one.is_stacked
+    atoms = [molecule(), triclinic_alloy()]
+    selection = Labels(["system", "atom"], torch.tensor([[0, 2], [1, 0], [1, 3]]))
+    for kind, selected in (("system", None), ("atom", None), ("atom", selection)):
+        ours, our_grads = predictions(stacked, atoms, kind, selected)
+        theirs, their_grads = predictions(one_by_one, atoms, kind, selected)
+        assert float(theirs["energy_uncertainty"].abs().max()) > 1e-4
+        for name in theirs:
+            torch.testing.assert_close(
+                ours[name], theirs[name], rtol=0, atol=1e-12, equal_nan=True
+            )
+        for ours_grad, their_grad in zip(our_grads, their_grads):
+            torch.testing.assert_close(ours_grad, their_grad, rtol=0, atol=1e-12)
+
+
+def test_chunks_do_not_change_the_stacked_pass():
+    members = [tiny_pet(TYPES, seed=seed) for seed in range(2)]
+    whole = stack_members(members)
+    chunked = stack_members(members)
+    chunked.tokens_per_chunk = 2 * 8  # a few atoms per chunk and member
+    systems = systems_from_ase([triclinic_alloy().repeat(2)], members[0])
+    request = {"energy": ModelOutput(sample_kind="atom")}
+    for a, b in zip(whole(systems, request), chunked(systems, request)):
+        torch.testing.assert_close(
+            a["energy"].block().values, b["energy"].block().values, rtol=0, atol=1e-12
+        )
+
+
+def test_exported_members_are_stacked(tmp_path):
+    paths = []
+    for seed in range(2):
+        path = tmp_path / f"member-{seed}.pt"
+        tiny_pet(TYPES, seed=seed).export().save(str(path))
+        paths.append(str(path))
+    ensemble = Ensemble(paths)
+    assert ensemble.is_stacked
+    # only the stacked weights are kept, not a copy of every member
+    assert not any(key.startswith("members.") for key in ensemble.state_dict())
+    exported = ensemble.export()
+    path = tmp_path / "ensemble.pt"
+    exported.save(str(path))
+    atoms = [molecule()]
+    request = {"energy": ModelOutput(sample_kind="system")}
+    systems = systems_from_ase(atoms, ensemble, dtype=torch.float64)
+    reference = Ensemble(paths, stack=False)(systems, request)
+    result = torch.jit.load(str(path)).module(systems, request, None)
+    np.testing.assert_allclose(
+        result["energy"].block().values.detach(),
+        reference["energy"].block().values.detach(),
+        atol=1e-12,
+    )
+
+
+def test_only_one_architecture_is_stacked():
+    base = tiny_pet(TYPES, seed=0)
+    assert not Ensemble([base, tiny_pet(TYPES, seed=1, d_pet=8)]).is_stacked
+    assert not Ensemble([base, tiny_pet(TYPES, seed=1, cutoff=3.0)]).is_stacked
+    assert not Ensemble([base, tiny_pet((1, 6, 8, 13), seed=1)]).is_stacked
+    foreign = ToyBackbone()
+    assert stack_members([base, foreign]) is None
+    assert Ensemble([base, tiny_pet(TYPES, seed=1)]).is_stacked
