@@ -314,36 +314,43 @@ class Plain(torch.nn.Module):
 
 def accuracy_part(args) -> Dict[str, Any]:
     plain = Plain(args.trained)
-    ecse = Symmetrized(args.trained, mode="local")
+    options = json.loads(args.ecse_options)
+    models: Dict[str, Any] = {"plain": plain}
+    for mode in args.modes:
+        models[f"ECSE {mode}"] = Symmetrized(args.trained, mode=mode, **options)
+    chunks = {key: args.chunk if key == "ECSE local" else 0 for key in models}
     dtype = torch.float32
     frames = ase.io.read(args.test, index=f":{args.n_test}")
     # warm-up: TorchScript optimises during the first calls
     smallest = min(frames, key=len)
-    for model, calls, chunk in ((plain, 2, 0), (ecse, 1, args.chunk)):
-        for _ in range(calls):
-            energy_forces(model, smallest, dtype, chunk)
-    reference, predicted = [], {"plain": [], "ECSE local": []}
-    times = {"plain": 0.0, "ECSE local": 0.0}
+    for key, model in models.items():
+        for _ in range(2 if key == "plain" else 1):
+            energy_forces(model, smallest, dtype, chunks[key])
+    reference = []
+    predicted: Dict[str, list] = {key: [] for key in models}
+    times = {key: 0.0 for key in models}
     for atoms in frames:
         reference.append(
             (atoms.calc.results["energy"], np.array(atoms.calc.results["forces"]))
         )
-        for key, model in (("plain", plain), ("ECSE local", ecse)):
-            chunk = args.chunk if key == "ECSE local" else 0
-            energy, forces, elapsed = energy_forces(model, atoms, dtype, chunk)
+        for key, model in models.items():
+            energy, forces, elapsed = energy_forces(model, atoms, dtype, chunks[key])
             predicted[key].append((energy, forces))
             times[key] += elapsed
     n_atoms = np.array([len(a) for a in frames])
     e_ref = np.array([e for e, _ in reference]) / n_atoms
     f_ref = np.concatenate([f for _, f in reference])
     step = max(1, len(f_ref) // 500)  # forces of about 500 atoms for the plot
+    ecse = models[f"ECSE {args.modes[0]}"]
     result: Dict[str, Any] = {
         "model": str(args.trained),
         "description": args.trained_description,
         "parameters": parameters(plain),
         "interaction_range": float(ecse.info.backbone.interaction_range),
+        "ecse_options": options,
         "test": str(args.test),
         "structures": len(frames),
+        "periodic": bool(any(a.pbc.any() for a in frames)),
         "atoms": [int(n_atoms.min()), int(n_atoms.max())],
         "models": {},
     }
@@ -356,21 +363,28 @@ def accuracy_part(args) -> Dict[str, Any]:
             "seconds_per_structure": times[key] / len(frames),
             "energies_per_atom": e.tolist(),
             "forces_sample": np.round(f[::step], 4).tolist(),
+            # how far the symmetrized predictions are from the plain ones
+            "vs_plain_energy_mev_atom": float(
+                1000
+                * np.mean(
+                    np.abs(e - np.array([e for e, _ in predicted["plain"]]) / n_atoms)
+                )
+            ),
+            "vs_plain_force_mev_a": float(
+                1000
+                * np.mean(
+                    np.abs(f - np.concatenate([f for _, f in predicted["plain"]]))
+                )
+            ),
         }
     result["energies_per_atom_reference"] = e_ref.tolist()
     result["forces_sample_reference"] = np.round(f_ref[::step], 4).tolist()
-    e_plain = np.array(result["models"]["plain"]["energies_per_atom"])
-    e_ecse = np.array(result["models"]["ECSE local"]["energies_per_atom"])
-    result["plain_vs_ecse_energy_mev_atom"] = float(
-        1000 * np.mean(np.abs(e_plain - e_ecse))
-    )
     # equivariance error of the trained model on the smallest structure
     atoms = frames[int(np.argmin(n_atoms))]
     spread = {}
-    for key, model in (("plain", plain), ("ECSE local", ecse)):
-        chunk = args.chunk if key == "ECSE local" else 0
+    for key, model in models.items():
         energies = [
-            energy_forces(model, rotated(atoms, r), dtype, chunk)[0]
+            energy_forces(model, rotated(atoms, r), dtype, chunks[key])[0]
             for r in rotation_matrices(args.accuracy_rotations, seed=2)
         ]
         spread[key] = float(1000 * np.std(energies) / len(atoms))
@@ -472,35 +486,52 @@ def std_table(cost: Dict[str, Any]) -> List[str]:
 
 
 def accuracy_lines(acc: Dict[str, Any]) -> List[str]:
-    plain, ecse = acc["models"]["plain"], acc["models"]["ECSE local"]
-    return [
-        "**Accuracy of a trained model, plain and symmetrized**",
+    options = acc.get("ecse_options") or {}
+    settings = (
+        ", ".join(f"`{k}={v}`" for k, v in options.items())
+        if options
+        else "default settings"
+    )
+    modes = [key for key in acc["models"] if key != "plain"]
+    kind = "periodic" if acc.get("periodic", True) else "non-periodic"
+    lines = [
+        f"**Accuracy of a trained model, plain and symmetrized ({acc['test']})**",
         "",
         *meta_lines(acc["meta"]),
         f"Model `{acc['model']}`: {acc['description']} ({acc['parameters']} "
         f"parameters, interaction range {acc['interaction_range']:g} Å, float32); "
-        "ECSE: `Symmetrized(model, mode='local')`, default settings. Held-out set "
+        f"ECSE: `Symmetrized(model, mode=...)`, {settings}. Held-out set "
         f"`{acc['test']}`: first {acc['structures']} structures "
-        f"({acc['atoms'][0]}-{acc['atoms'][1]} atoms, periodic). Errors against the "
-        "reference energies and forces of the file.",
+        f"({acc['atoms'][0]}-{acc['atoms'][1]} atoms, {kind}). Errors against the "
+        "reference energies and forces of the file; *vs plain*: mean absolute "
+        "difference to the plain model's predictions.",
         "",
-        "| model | energy MAE (meV/atom) | force MAE (meV/Å) | s per structure | "
+        "| model | energy MAE (meV/atom) | force MAE (meV/Å) | energy vs plain "
+        "(meV/atom) | forces vs plain (meV/Å) | s per structure | "
         f"energy std over {acc['rotations']} rotations (meV/atom) |",
-        "|---|---:|---:|---:|---:|",
-        f"| plain | {plain['energy_mae_mev_atom']:.2f} | "
-        f"{plain['force_mae_mev_a']:.1f} | {plain['seconds_per_structure']:.3g} | "
-        f"{acc['rotation_std_mev_atom']['plain']:.2e} |",
-        f"| ECSE local | {ecse['energy_mae_mev_atom']:.2f} | "
-        f"{ecse['force_mae_mev_a']:.1f} | {ecse['seconds_per_structure']:.3g} | "
-        f"{acc['rotation_std_mev_atom']['ECSE local']:.2e} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, model in acc["models"].items():
+        versus = ("-", "-")
+        if "vs_plain_force_mev_a" in model:
+            versus = (
+                f"{model['vs_plain_energy_mev_atom']:.2f}",
+                f"{model['vs_plain_force_mev_a']:.1f}",
+            )
+        lines.append(
+            f"| {key} | {model['energy_mae_mev_atom']:.2f} | "
+            f"{model['force_mae_mev_a']:.1f} | {versus[0]} | {versus[1]} | "
+            f"{model['seconds_per_structure']:.3g} | "
+            f"{acc['rotation_std_mev_atom'][key]:.2e} |"
+        )
+    lines += [
         "",
-        "Mean absolute difference between the plain and the symmetrized energies: "
-        f"{acc['plain_vs_ecse_energy_mev_atom']:.2f} meV/atom. The rotation spread "
-        "is measured on the smallest of these structures "
-        f"({acc['rotation_structure_atoms']} atoms); in float32 the symmetrized "
-        "model's spread is rounding noise, not a symmetry error.",
+        "The rotation spread is measured on the smallest of these structures "
+        f"({acc['rotation_structure_atoms']} atoms); in float32 the spread of "
+        f"{' and '.join(modes)} is rounding noise, not a symmetry error.",
         "",
     ]
+    return lines
 
 
 def write_report(results: Dict[str, Any], out: Path) -> None:
@@ -562,9 +593,8 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
             "",
         ]
         lines += cost_notes(cost)
-    acc = results.get("accuracy")
-    if acc:
-        lines += accuracy_lines(acc)
+    for key in sorted(k for k in results if k.startswith("accuracy")):
+        lines += accuracy_lines(results[key])
     (out / "ecse.md").write_text("\n".join(lines))
 
 
@@ -697,12 +727,12 @@ def write_plots(results: Dict[str, Any], out: Path) -> None:
             fig.tight_layout()
             fig.savefig(out / "ecse.png", dpi=110)
             plt.close(fig)
-    acc = results.get("accuracy")
-    if acc:
+    for name in sorted(k for k in results if k.startswith("accuracy")):
+        acc = results[name]
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         ref = np.array(acc["energies_per_atom_reference"])
         fref = np.array(acc["forces_sample_reference"]).ravel()
-        for key, marker in (("plain", "o"), ("ECSE local", "x")):
+        for key, marker in zip(acc["models"], ("o", "x", "+")):
             model = acc["models"][key]
             axes[0].plot(ref, model["energies_per_atom"], marker, label=key)
             forces = np.array(model["forces_sample"]).ravel()
@@ -714,9 +744,9 @@ def write_plots(results: Dict[str, Any], out: Path) -> None:
             ax.set_xlabel(f"reference {what}")
             ax.set_ylabel(f"predicted {what}")
             ax.legend()
-        axes[0].set_title("trained PET: plain vs ECSE (held-out)")
+        axes[0].set_title(f"trained PET: plain vs ECSE ({Path(acc['test']).name})")
         fig.tight_layout()
-        fig.savefig(out / "ecse_accuracy.png", dpi=110)
+        fig.savefig(out / f"ecse_{name}.png", dpi=110)
         plt.close(fig)
 
 
@@ -750,6 +780,19 @@ def main():
         help="for the report",
     )
     parser.add_argument("--accuracy-rotations", type=int, default=10)
+    parser.add_argument(
+        "--modes", nargs="+", default=["local"], help="ECSE modes (accuracy part)"
+    )
+    parser.add_argument(
+        "--ecse-options",
+        default="{}",
+        help="JSON dict of Symmetrized frame settings (accuracy part)",
+    )
+    parser.add_argument(
+        "--accuracy-key",
+        default="accuracy",
+        help="name of this accuracy run in ecse.json (several can be reported)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true")
@@ -775,7 +818,7 @@ def main():
         if "cost" in args.parts:
             cost_part(args, lambda result: save("cost", result))
         if "accuracy" in args.parts:
-            save("accuracy", accuracy_part(args))
+            save(args.accuracy_key, accuracy_part(args))
     if args.note and "cost" in results:
         results["cost"]["note"] = args.note
         path.write_text(json.dumps(results, indent=1))

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import molecule, tiny_pet, triclinic_alloy
-from ecse_helpers import ToyBackbone, evaluate, random_rotation, rotated
+from ecse_helpers import (
+    ToyBackbone,
+    evaluate,
+    make_systems,
+    random_rotation,
+    rotated,
+)
+from metatomic.torch import ModelOutput
+from metatomic.torch.o3 import SymmetrizedModel
 
 from pet_mta import Symmetrized
 from pet_mta.wrappers import distance_only_auxiliary
@@ -76,7 +84,40 @@ def test_collinear_molecule_uses_the_auxiliary_model():
         expected = evaluate(aux, atoms)
         np.testing.assert_allclose(result["energy"], expected["energy"], rtol=1e-12)
     with pytest.raises(ValueError, match="degenerate"):
-        evaluate(Symmetrized(pet), atoms)
+        evaluate(Symmetrized(pet, auxiliary=None), atoms)
+
+
+def test_default_auxiliary_is_the_rotation_average_of_the_backbone():
+    pet = tiny_pet(num_gnn_layers=1)
+    average = SymmetrizedModel(
+        pet, max_angular_momentum_target=0, max_angular_momentum_grid=7
+    )
+    collinear = ase.Atoms("OCO", positions=[[0, 0, 0], [1.16, 0, 0], [2.32, 0, 0]])
+    for mode in ("whole", "local"):
+        model = Symmetrized(pet, mode=mode)
+        energy = evaluate(model, collinear)["energy"][0]
+        assert energy == pytest.approx(evaluate(average, collinear)["energy"][0])
+        # nearly invariant (a quadrature, not exact)
+        other = evaluate(model, rotated(collinear, random_rotation(3)))["energy"][0]
+        assert abs(other - energy) < 1e-5 * abs(energy)
+
+    # local mode: an atom with a single neighbour in reach gets the rotation
+    # average of its own contribution, not zero
+    atoms = molecule()
+    atoms.append(ase.Atom("H", atoms.positions[0] + [0.0, 0.0, 6.0]))
+    atoms.append(ase.Atom("H", atoms.positions[0] + [0.0, 0.0, 7.0]))
+    far = [len(atoms) - 2, len(atoms) - 1]
+    local_model = Symmetrized(pet, mode="local")
+    systems = make_systems(atoms, local_model, torch.float64)
+    request = {"energy": ModelOutput(sample_kind="atom")}
+    local = local_model(systems, request)["energy"].block()
+    reference = average(systems, request, None)["energy"].block()
+    np.testing.assert_allclose(
+        local.values[far, 0].detach(), reference.values[far, 0].detach(), atol=1e-12
+    )
+    faded = Symmetrized(pet, mode="local", auxiliary=None)(systems, request)
+    assert torch.all(faded["energy"].block().values[far] == 0.0)
+    assert torch.all(local.values[far].abs() > 1e-3)
 
 
 @pytest.mark.parametrize("mode", ["local", "whole"])

@@ -26,9 +26,17 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--auxiliary",
-        default=None,
-        help="exported, exactly invariant model for degenerate environments "
-        "(e.g. a distance-only PET); without it they fade to zero",
+        default="rotation-average",
+        help="for degenerate environments (no well-spread pair of neighbours): an "
+        "exported, exactly invariant model (e.g. a distance-only PET), "
+        "'rotation-average' (default: the model's energies averaged over a "
+        "Lebedev grid of rotations, nearly invariant) or 'none' (they fade to zero)",
+    )
+    parser.add_argument(
+        "--aux-grid",
+        type=int,
+        default=7,
+        help="Lebedev grid order of the rotation-average auxiliary (default 7)",
     )
     parser.add_argument(
         "--inversion",
@@ -64,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from ..wrappers.ecse import Symmetrized
 
     model = load_atomistic_model(args.model, args.extensions)
-    auxiliary = None
-    if args.auxiliary is not None:
+    auxiliary = args.auxiliary
+    if auxiliary == "none":
+        auxiliary = None
+    elif auxiliary != "rotation-average":
         auxiliary = load_atomistic_model(args.auxiliary, args.extensions)
     frame_hypers = {name: getattr(args, name) for name in FRAME_DEFAULTS}
     wrapped = Symmetrized(
@@ -75,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         inversion=args.inversion,
         outer_cutoff=args.outer_cutoff,
         batch_size=args.batch_size,
+        aux_grid=args.aux_grid,
         **frame_hypers,
     ).export()
     wrapped.save(args.output, collect_extensions=None)

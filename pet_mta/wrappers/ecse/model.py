@@ -467,6 +467,11 @@ class SymmetrizedModule(torch.nn.Module):
             if name in self.auxiliary_outputs:
                 wanted[name] = ModelOutput(sample_kind=kind)
         if len(wanted) > 0 and bool(torch.any(aux > 0)):
+            if local and selected_atoms is not None:
+                # only the atoms that need it (it can be costly)
+                selected_atoms = Labels(
+                    selected_atoms.names, selected_atoms.values[aux > 0]
+                )
             predictions = self.auxiliary(systems, wanted, selected_atoms)
             for name in wanted.keys():
                 tensor = predictions[name]

@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from metatomic.torch import (
@@ -15,11 +15,16 @@ from metatomic.torch import (
 from ..loading import Backbone, ModelLike, load_model
 from .frames import FrameHypers
 from .model import VARIANCE_PREFIX, NoAuxiliary, SymmetrizedModule
+from .rotation_average import RotationAverage
 
 ECSE_REFERENCE = (
     "Pozdnyakov, S. N. & Ceriotti, M. Smooth, exact rotational symmetrization for "
     "deep learning on point clouds. NeurIPS 2023, arXiv:2305.19302"
 )
+
+ROTATION_AVERAGE = "rotation-average"
+"""Default ``auxiliary`` of :class:`Symmetrized`: the backbone's own energies
+averaged over a Lebedev grid of rotations (see :mod:`.rotation_average`)."""
 
 FRAME_DEFAULTS: Dict[str, Any] = {
     "cutoff_width": 0.15,
@@ -52,13 +57,18 @@ class Symmetrized(SymmetrizedModule):
 
     :param backbone: model to symmetrize: a module (e.g. :class:`pet_mta.PET`), an
         ``AtomisticModel`` or the path of a saved one
-    :param auxiliary: exactly invariant model used, smoothly, where no good frame
-        exists (isolated atoms, diatomics, collinear environments), e.g. a
-        distance-only PET (:func:`distance_only_auxiliary`). It provides the
-        *scalar* outputs it declares; Cartesian outputs, and every output when no
-        auxiliary model is given, fade to zero in such environments (exactly
-        equivariant, but not physical: give an auxiliary model for molecules that
-        can be linear or dissociate)
+    :param auxiliary: the prediction used, smoothly, where no good frame exists
+        (isolated atoms, atoms with one neighbour in reach, collinear
+        environments). An exactly invariant model, e.g. a distance-only PET
+        (:func:`distance_only_auxiliary`), keeps the result exact everywhere; it
+        provides the *scalar* outputs it declares. The default,
+        ``"rotation-average"``, is the backbone itself averaged over a Lebedev
+        grid of rotations of order ``aux_grid`` (the grid of metatomic's
+        ``SymmetrizedModel``) for its energy outputs: close to invariant
+        (relative spread ~5e-7 at order 7 on a small PET), not exact, evaluated
+        only for the atoms (local mode) or structures (whole mode) that need it.
+        ``None``: such environments fade to zero (exact, but their energy is
+        missing). Cartesian outputs always fade to zero there.
     :param mode: ``"whole"`` (frames pooled over the structure, each rotates the
         whole structure; for molecules and small cells) or ``"local"`` (each atom's
         contribution symmetrized with its own frames on its cut-out receptive field;
@@ -68,6 +78,8 @@ class Symmetrized(SymmetrizedModule):
     :param outer_cutoff: neighbours defining frames lie within this radius (default:
         the largest cutoff of the backbone's neighbour lists, at most 10)
     :param batch_size: rotated copies evaluated in one backbone call
+    :param aux_grid: order of the Lebedev grid of the ``"rotation-average"``
+        auxiliary (7: 208 rotations)
     :param frame_hypers: overrides of :data:`FRAME_DEFAULTS` (see
         :class:`~pet_mta.wrappers.ecse.frames.FrameHypers`)
     """
@@ -77,11 +89,12 @@ class Symmetrized(SymmetrizedModule):
     def __init__(
         self,
         backbone: ModelLike,
-        auxiliary: Optional[ModelLike] = None,
+        auxiliary: Union[ModelLike, str, None] = ROTATION_AVERAGE,
         mode: str = "whole",
         inversion: bool = False,
         outer_cutoff: Optional[float] = None,
         batch_size: int = 32,
+        aux_grid: int = 7,
         **frame_hypers: Any,
     ):
         if mode not in ("whole", "local"):
@@ -98,11 +111,26 @@ class Symmetrized(SymmetrizedModule):
             outer_cutoff = min(loaded.largest_cutoff or 10.0, 10.0)
         hypers = FrameHypers(outer_cutoff=outer_cutoff, **options)
 
+        aux_loaded = None
         if auxiliary is None:
             aux_module: torch.nn.Module = NoAuxiliary()
             aux_outputs: List[str] = []
             aux_range = 0.0
-            aux_loaded = None
+        elif isinstance(auxiliary, str) and auxiliary == ROTATION_AVERAGE:
+            aux_module = RotationAverage(
+                loaded.module, loaded.neighbor_lists, int(aux_grid), batch_size
+            )
+            aux_outputs = [
+                name
+                for name in loaded.outputs
+                if name == "energy" or name.startswith("energy/")
+            ]
+            aux_range = loaded.interaction_range
+        elif isinstance(auxiliary, str) and not _is_file(auxiliary):
+            raise ValueError(
+                f"auxiliary must be a model, a model file, None or "
+                f"'{ROTATION_AVERAGE}', got '{auxiliary}'"
+            )
         else:
             aux_loaded = load_model(auxiliary)
             aux_module = aux_loaded.module
@@ -136,6 +164,13 @@ class Symmetrized(SymmetrizedModule):
             batch_size=batch_size,
         )
         self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
+        self.info.auxiliary_kind = (
+            "none"
+            if auxiliary is None
+            else ROTATION_AVERAGE
+            if aux_loaded is None
+            else "model"
+        )
         for name, output in loaded.outputs.items():
             if output.sample_kind not in ("system", "atom"):
                 warnings.warn(
@@ -228,6 +263,12 @@ class Symmetrized(SymmetrizedModule):
         :param options: arguments of :class:`Symmetrized`
         """
         return Symmetrized(model, **options).export()
+
+
+def _is_file(path: str) -> bool:
+    import os
+
+    return os.path.exists(path)
 
 
 class _Info:
