@@ -57,7 +57,7 @@ def check_smooth_path(model, make, start, stop, n=16):
 def test_neighbour_crossing_inner_cutoff(mode):
     pet = tiny_pet(num_gnn_layers=1)
     # without pruning: the radial switches and the adaptive r_in alone (the
-    # published 4 rounds of pruning make weights vary on sub-mA scales, tested below)
+    # pruning makes weights vary on mA scales, tested below)
     model = Symmetrized(pet, mode=mode, n_prunings=0)
     base = molecule()
     direction = base.positions[4] - base.positions[0]

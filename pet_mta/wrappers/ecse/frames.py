@@ -111,7 +111,7 @@ class FrameHypers:
         aux_width: float = 0.5,
         prune_threshold: float = 0.9,
         prune_width: float = 0.1,
-        n_prunings: int = 4,
+        n_prunings: int = 1,
         prune_on: float = 0.5,
         prune_on_width: float = 0.25,
     ):
