@@ -183,6 +183,13 @@ def ecse_api() -> str:
 
 .. autoclass:: pet_mta.wrappers.ecse.Symmetrized
    :members:
+
+Frame hyper-parameters (keyword arguments of :class:`Symmetrized`, with their
+defaults):
+
+.. autoclass:: pet_mta.wrappers.ecse.frames.FrameHypers
+
+.. autoclass:: pet_mta.wrappers.ecse.rotation_average.RotationAverage
 """
 
 

@@ -94,7 +94,8 @@ class FrameHypers:
     :param prune_threshold: frames below this fraction of the (soft) best weight are
         pruned ...
     :param prune_width: ... with a switch of this relative width
-    :param n_prunings: rounds of pruning
+    :param n_prunings: rounds of pruning (1; the published method uses 4, which
+        makes forces near-discontinuous in crystals, see ``docs/src/ecse.rst``)
     :param prune_on: pruning is fully on above this soft-max weight ...
     :param prune_on_width: ... and off below ``prune_on - prune_on_width``
     """
