@@ -25,9 +25,9 @@ from .modules.gnn_layer import GNNLayer
 from .modules.graph import EdgeGraph, build_edge_graph
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
-from .modules.selection import cell_volumes, select_atoms
+from .modules.selection import cell_volumes, check_dtype, select_atoms
 from .modules.tensormaps import feature_labels, make_tensormap
-from .modules.transformer import log_key_weights
+from .modules.transformer import key_bias_grid
 from .targets import Target, make_targets
 
 
@@ -179,16 +179,7 @@ class PET(torch.nn.Module):
                     + "': request forces/stress through autograd (the engine does this)"
                 )
         dtype = self.neighbor_embedding.weight.dtype
-        for s, system in enumerate(systems):
-            if system.positions.dtype != dtype:
-                raise ValueError(
-                    "system "
-                    + str(s)
-                    + " has dtype "
-                    + str(system.positions.dtype)
-                    + " but the model uses "
-                    + str(dtype)
-                )
+        check_dtype(systems, dtype)
 
         graph = build_edge_graph(
             systems,
@@ -200,22 +191,8 @@ class PET(torch.nn.Module):
         n_atoms = graph.species.shape[0]
         edge_weights = self.cutoff_function(graph.distances)
 
-        # log attention weight of every slot of every sequence: log 1 = 0 for the
-        # centre, log f_c for edges, -inf for padding
-        key_bias = torch.full(
-            (n_atoms, graph.max_tokens),
-            -torch.inf,
-            dtype=dtype,
-            device=graph.vectors.device,
-        )
-        key_bias = key_bias.index_put(
-            (graph.token_atom, graph.token_slot),
-            torch.cat(
-                [
-                    torch.zeros(n_atoms, dtype=dtype, device=key_bias.device),
-                    log_key_weights(edge_weights),
-                ]
-            ),
+        key_bias = key_bias_grid(
+            edge_weights, graph.token_atom, graph.token_slot, n_atoms, graph.max_tokens
         )
 
         # which atoms are reported

@@ -22,7 +22,7 @@ from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.graph import EdgeGraph, build_edge_graph
 from .modules.readout import atomic_stress
-from .modules.selection import cell_volumes, select_atoms
+from .modules.selection import cell_volumes, check_dtype, select_atoms
 from .modules.stacked import (
     StackedGNNLayer,
     StackedLinear,
@@ -31,7 +31,7 @@ from .modules.stacked import (
     stacked,
 )
 from .modules.tensormaps import make_tensormap
-from .modules.transformer import log_key_weights
+from .modules.transformer import key_bias_grid
 
 
 class StackedPET(torch.nn.Module):
@@ -119,16 +119,7 @@ class StackedPET(torch.nn.Module):
             if name not in self.target_kinds:
                 raise ValueError("the stacked PET can not compute '" + name + "'")
         dtype = self.neighbor_embedding.dtype
-        for s, system in enumerate(systems):
-            if system.positions.dtype != dtype:
-                raise ValueError(
-                    "system "
-                    + str(s)
-                    + " has dtype "
-                    + str(system.positions.dtype)
-                    + " but the model uses "
-                    + str(dtype)
-                )
+        check_dtype(systems, dtype)
         graph = build_edge_graph(
             systems,
             self.neighbor_options,
@@ -138,20 +129,8 @@ class StackedPET(torch.nn.Module):
         )
         n_atoms = graph.species.shape[0]
         edge_weights = self.cutoff_function(graph.distances)
-        key_bias = torch.full(
-            (n_atoms, graph.max_tokens),
-            -torch.inf,
-            dtype=dtype,
-            device=graph.vectors.device,
-        )
-        key_bias = key_bias.index_put(
-            (graph.token_atom, graph.token_slot),
-            torch.cat(
-                [
-                    torch.zeros(n_atoms, dtype=dtype, device=key_bias.device),
-                    log_key_weights(edge_weights),
-                ]
-            ),
+        key_bias = key_bias_grid(
+            edge_weights, graph.token_atom, graph.token_slot, n_atoms, graph.max_tokens
         )
         chosen, chosen_system, chosen_atom = select_atoms(
             systems, graph.system_index, selected_atoms

@@ -54,3 +54,17 @@ def cell_volumes(systems: List[System], like: torch.Tensor) -> torch.Tensor:
     for s, system in enumerate(systems):
         volumes[s] = torch.abs(torch.det(system.cell))
     return volumes
+
+
+def check_dtype(systems: List[System], dtype: torch.dtype):
+    """:raises ValueError: for a system whose positions are not of ``dtype``"""
+    for s, system in enumerate(systems):
+        if system.positions.dtype != dtype:
+            raise ValueError(
+                "system "
+                + str(s)
+                + " has dtype "
+                + str(system.positions.dtype)
+                + " but the model uses "
+                + str(dtype)
+            )

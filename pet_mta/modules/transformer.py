@@ -133,6 +133,37 @@ def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.log(safe), torch.full_like(weights, -torch.inf))
 
 
+def key_bias_grid(
+    edge_weights: torch.Tensor,
+    token_atom: torch.Tensor,
+    token_slot: torch.Tensor,
+    n_atoms: int,
+    max_tokens: int,
+) -> torch.Tensor:
+    """``[N, T]`` log attention weight of every slot of every sequence: ``log 1 = 0``
+    for the centre, ``log f_c`` for edges, ``-inf`` for padding.
+
+    :param edge_weights: ``[E]`` cutoff weights of the edges
+    :param token_atom: ``[N + E]`` sequence of every packed token (centres first)
+    :param token_slot: ``[N + E]`` slot of every packed token
+    """
+    grid = torch.full(
+        (n_atoms, max_tokens),
+        -torch.inf,
+        dtype=edge_weights.dtype,
+        device=edge_weights.device,
+    )
+    return grid.index_put(
+        (token_atom, token_slot),
+        torch.cat(
+            [
+                torch.zeros(n_atoms, dtype=grid.dtype, device=grid.device),
+                log_key_weights(edge_weights),
+            ]
+        ),
+    )
+
+
 class TransformerBlock(torch.nn.Module):
     """Attention then feed-forward, each with a residual and a normalisation."""
 
