@@ -37,7 +37,12 @@ class StackedLinear(torch.nn.Module):
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]):
         super().__init__()
         if bias is None:
-            bias = torch.zeros(weight.shape[0], weight.shape[1], dtype=weight.dtype)
+            bias = torch.zeros(
+                weight.shape[0],
+                weight.shape[1],
+                dtype=weight.dtype,
+                device=weight.device,
+            )
         self.register_buffer("weight", weight.transpose(1, 2).contiguous())
         self.register_buffer("bias", bias.unsqueeze(1).contiguous())
 
