@@ -40,8 +40,8 @@ from pet_mta.neighbors import systems_from_ase  # noqa: E402
 
 SETTINGS = {
     "4 prunings (published)": {"n_prunings": 4},
-    "1 pruning (default)": {},
-    "no pruning": {"n_prunings": 0},
+    "1 pruning": {"n_prunings": 1},
+    "no pruning (default)": {},
 }
 TYPES = [1, 6, 8, 13, 28, 29, 46, 47, 78, 79]
 

@@ -37,8 +37,8 @@ from ecse import frame_stats  # noqa: E402
 SETTINGS = {
     "plain model": None,
     "ECSE, 4 prunings (published)": {"n_prunings": 4},
-    "ECSE, 1 pruning (default)": {"n_prunings": 1},
-    "ECSE, no pruning": {"n_prunings": 0},
+    "ECSE, 1 pruning": {"n_prunings": 1},
+    "ECSE, no pruning (default)": {"n_prunings": 0},
 }
 
 

@@ -122,19 +122,20 @@ def test_default_auxiliary_is_the_rotation_average_of_the_backbone():
 
 @pytest.mark.parametrize("mode", ["local", "whole"])
 @pytest.mark.parametrize("structure, tol", [("molecule", 1e-5), ("crystal", 3e-5)])
-def test_float32_without_pruning(mode, structure, tol):
-    """float32 without pruning: 1e-5 on a molecule, 3e-5 on a rattled crystal.
+def test_float32(mode, structure, tol):
+    """float32 (default settings: no pruning): 1e-5 on a molecule, 3e-5 on a
+    rattled crystal.
 
     The error of a float32 evaluation is set by the conditioning of the model: its
     inputs are rounded (relative 6e-8), and the forces change by the Hessian times
-    that. Pruning makes the frame weights steep: with one round (the default) the
-    forces of rattled crystals change by ~1e-4 relative for a rounding of the
-    positions, with the published four rounds by up to ~1e-2, even in float64
+    that. Pruning makes the frame weights steep: with one round the forces of
+    rattled crystals change by ~1e-4 relative for a rounding of the positions, with
+    the published four rounds by up to ~1e-2, even in float64
     (bench/ecse_float32.py). The plain backbone's own float32 round-off on the
     crystal is ~3e-6 of the largest force.
     """
     pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
-    model = Symmetrized(pet, mode=mode, n_prunings=0)
+    model = Symmetrized(pet, mode=mode)
     if structure == "molecule":
         atoms = molecule()
     else:
@@ -146,11 +147,10 @@ def test_float32_without_pruning(mode, structure, tol):
 
 
 @pytest.mark.parametrize("mode", ["local", "whole"])
-def test_float32_molecule_with_default_pruning(mode):
-    # one round of pruning: energies to 1e-5, forces to ~1e-5 (measured 2e-6 to
-    # 1.5e-5 over rotations; the bound leaves room for the conditioning above)
+def test_float32_molecule_with_one_pruning(mode):
+    # one round of pruning: forces to ~1e-5 (measured 2e-6 to 1.5e-5 over rotations)
     pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
-    model = Symmetrized(pet, mode=mode)
+    model = Symmetrized(pet, mode=mode, n_prunings=1)
     check_rotations(model, molecule(), tol=1e-5, dtype=torch.float32, force_tol=3e-5)
 
 

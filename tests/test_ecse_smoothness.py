@@ -95,7 +95,7 @@ def test_collinear_gate_and_auxiliary_switch():
 
 
 def test_pruning_is_continuous():
-    model = Symmetrized(tiny_pet(num_gnn_layers=1))
+    model = Symmetrized(tiny_pet(num_gnn_layers=1), n_prunings=4)
     base = molecule()
     direction = base.positions[4] - base.positions[0]
     direction /= np.linalg.norm(direction)

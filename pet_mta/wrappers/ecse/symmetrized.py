@@ -36,7 +36,7 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     "aux_width": 0.5,
     "prune_threshold": 0.9,
     "prune_width": 0.1,
-    "n_prunings": 1,
+    "n_prunings": 0,
     "prune_on": 0.5,
     "prune_on_width": 0.25,
 }
