@@ -21,10 +21,18 @@ from pet_mta.wrappers import distance_only_auxiliary
 
 
 def check_rotations(
-    model, atoms, inversion=False, seeds=(1, 2), tol=1e-10, dtype=None, force_tol=None
+    model,
+    atoms,
+    inversion=False,
+    seeds=(1, 2),
+    tol=1e-10,
+    dtype=None,
+    force_tol=None,
+    virial_tol=None,
 ):
     dtype = dtype or torch.float64
     force_tol = force_tol or tol
+    virial_tol = virial_tol or tol
     reference = evaluate(model, atoms, dtype=dtype)
     for seed in seeds:
         rotation = random_rotation(seed, inversion)
@@ -39,7 +47,7 @@ def check_rotations(
             np.testing.assert_allclose(
                 other["virial"],
                 rotation @ reference["virial"] @ rotation.T,
-                atol=tol * np.abs(reference["virial"]).max(),
+                atol=virial_tol * np.abs(reference["virial"]).max(),
             )
     return reference
 
@@ -121,18 +129,21 @@ def test_default_auxiliary_is_the_rotation_average_of_the_backbone():
 
 
 @pytest.mark.parametrize("mode", ["local", "whole"])
-@pytest.mark.parametrize("structure, tol", [("molecule", 1e-5), ("crystal", 3e-5)])
-def test_float32(mode, structure, tol):
-    """float32 (default settings: no pruning): 1e-5 on a molecule, 3e-5 on a
-    rattled crystal.
+@pytest.mark.parametrize("structure", ["molecule", "crystal"])
+def test_float32(mode, structure):
+    """float32 (default settings: no pruning): energies and forces to 1e-5.
+
+    Frames, weights and averages are computed in float64 inside the wrapper; the
+    backbone runs in float32. The virial of the crystal is checked to 2e-5: the
+    plain backbone's own float32 round-off is 4e-6 of the largest virial component
+    (3e-6 for forces).
 
     The error of a float32 evaluation is set by the conditioning of the model: its
     inputs are rounded (relative 6e-8), and the forces change by the Hessian times
     that. Pruning makes the frame weights steep: with one round the forces of
     rattled crystals change by ~1e-4 relative for a rounding of the positions, with
     the published four rounds by up to ~1e-2, even in float64
-    (bench/ecse_float32.py). The plain backbone's own float32 round-off on the
-    crystal is ~3e-6 of the largest force.
+    (bench/ecse_float32.py).
     """
     pet = tiny_pet(num_gnn_layers=1, dtype=torch.float32)
     model = Symmetrized(pet, mode=mode)
@@ -143,7 +154,7 @@ def test_float32(mode, structure, tol):
         # relative tolerance on near-zero forces would test the round-off only)
         atoms = triclinic_alloy()
         atoms.rattle(0.2, seed=5)
-    check_rotations(model, atoms, tol=tol, dtype=torch.float32)
+    check_rotations(model, atoms, tol=1e-5, dtype=torch.float32, virial_tol=2e-5)
 
 
 @pytest.mark.parametrize("mode", ["local", "whole"])

@@ -127,6 +127,10 @@ class SymmetrizedModule(torch.nn.Module):
             return empty
 
         device = systems[0].positions.device
+        # frames, weights and averages are computed in float64 whatever the
+        # backbone dtype: float32 round-off there would be amplified by the steep
+        # frame weights (see docs/src/ecse.rst); outputs come back in `dtype`
+        dtype = systems[0].positions.dtype
         sizes = torch.tensor([len(s) for s in systems], dtype=torch.long, device=device)
         first_atom = torch.cumsum(sizes, 0) - sizes
         n_total = int(torch.sum(sizes))
@@ -199,7 +203,7 @@ class SymmetrizedModule(torch.nn.Module):
                         .to(torch.int32),
                     )
                 blocks.append(
-                    TensorBlock(values, samples, components, block.properties)
+                    TensorBlock(values.to(dtype), samples, components, block.properties)
                 )
             results[name] = TensorMap(template.keys, blocks)
         return results
@@ -235,7 +239,7 @@ class SymmetrizedModule(torch.nn.Module):
             )
         frames, weights, groups, aux = frames_per_group(
             torch.cat(center_list),
-            torch.cat(vector_list),
+            torch.cat(vector_list).to(torch.float64),
             int(first_atom[-1]) + len(systems[-1]),
             torch.cat(group_list),
             n_systems,
@@ -267,7 +271,9 @@ class SymmetrizedModule(torch.nn.Module):
                 copy_selection = Labels(["system", "atom"], torch.cat(selected))
             predictions = self.backbone(copies, outputs, copy_selection)
             for name, kind in kinds.items():
-                rotated = transform_tensormap(predictions[name], frames[start:stop])
+                rotated = transform_tensormap(
+                    predictions[name].to(dtype=torch.float64), frames[start:stop]
+                )
                 if name not in templates:
                     templates[name] = rotated
                 for b, block in enumerate(rotated.blocks()):
@@ -351,7 +357,7 @@ class SymmetrizedModule(torch.nn.Module):
             cut_vectors.append(cut.values.reshape(-1, 3)[keep])
         frames, weights, groups, aux = frames_per_group(
             torch.cat(center_list),
-            torch.cat(vector_list),
+            torch.cat(vector_list).to(torch.float64),
             n_sel,
             torch.arange(n_sel, device=device),
             n_sel,
@@ -405,7 +411,9 @@ class SymmetrizedModule(torch.nn.Module):
             )
             predictions = self.backbone(copies, outputs, selection)
             for name in kinds.keys():
-                rotated = transform_tensormap(predictions[name], frames[start:stop])
+                rotated = transform_tensormap(
+                    predictions[name].to(dtype=torch.float64), frames[start:stop]
+                )
                 if name not in templates:
                     templates[name] = rotated
                 for b, block in enumerate(rotated.blocks()):
@@ -527,6 +535,7 @@ def _accumulate(
     shape: List[int] = [-1]
     for _ in range(values.dim() - 1):
         shape.append(1)
+    values = values.to(weights.dtype)
     weighted = weights.reshape(shape) * values
     if name not in sums:
         new_sums: List[torch.Tensor] = []
@@ -537,9 +546,9 @@ def _accumulate(
         size: List[int] = [n_rows]
         for d in values.shape[1:]:
             size.append(d)
-        sums[name].append(torch.zeros(size, dtype=values.dtype, device=values.device))
+        sums[name].append(torch.zeros(size, dtype=weights.dtype, device=values.device))
         squares[name].append(
-            torch.zeros(size, dtype=values.dtype, device=values.device)
+            torch.zeros(size, dtype=weights.dtype, device=values.device)
         )
     sums[name][block] = sums[name][block].index_add(0, rows, weighted)
     squares[name][block] = squares[name][block].index_add(0, rows, weighted * values)

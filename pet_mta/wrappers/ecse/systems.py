@@ -42,21 +42,25 @@ def rotated_copy(
     :param frame: ``[3, 3]`` orthogonal matrix, columns = frame axes
     :param options: the neighbour lists to carry over (must exist in ``system``)
     """
+    # rotated in the frame's dtype (float64 in ECSE), then cast back
+    dtype = system.positions.dtype
     copy = System(
         types=system.types,
-        positions=system.positions @ frame,
-        cell=system.cell @ frame,
+        positions=(system.positions.to(frame.dtype) @ frame).to(dtype),
+        cell=(system.cell.to(frame.dtype) @ frame).to(dtype),
         pbc=system.pbc,
     )
     for option in options:
         nl = system.get_neighbor_list(option)
-        values = torch.einsum("pxo,xy->pyo", nl.values, frame)
+        values = torch.einsum("pxo,xy->pyo", nl.values.to(frame.dtype), frame)
+        values = values.to(dtype)
         copy.add_neighbor_list(
             option, TensorBlock(values, nl.samples, nl.components, nl.properties)
         )
     for name in system.known_data():
         data = system.get_data(name)
-        copy.add_data(name, transform_tensormap(data, frame.T.unsqueeze(0)))
+        matrix = frame.T.unsqueeze(0).to(data.block_by_id(0).values.dtype)
+        copy.add_data(name, transform_tensormap(data, matrix))
     return copy
 
 
@@ -130,7 +134,8 @@ def rotated_cluster(
     cluster: Cluster, frame: torch.Tensor, options: List[NeighborListOptions]
 ) -> System:
     """The cut-out ``cluster`` expressed in ``frame``, with its neighbour lists."""
-    positions = cluster.positions @ frame
+    dtype = cluster.positions.dtype
+    positions = (cluster.positions.to(frame.dtype) @ frame).to(dtype)
     system = System(
         types=cluster.types,
         positions=positions,
