@@ -54,6 +54,12 @@ def add_parser(subparsers) -> None:
         "--batch-size", type=int, default=32, help="rotated copies per model call"
     )
     parser.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="local mode: free every batch's autograd graph at once (forces and "
+        "stress only, no second derivatives)",
+    )
+    parser.add_argument(
         "--extensions", default=None, help="TorchScript extensions of the input model"
     )
     for name, default in FRAME_DEFAULTS.items():
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         outer_cutoff=args.outer_cutoff,
         batch_size=args.batch_size,
         aux_grid=args.aux_grid,
+        low_memory=args.low_memory,
         **frame_hypers,
     ).export()
     wrapped.save(args.output, collect_extensions=None)

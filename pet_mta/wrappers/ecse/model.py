@@ -61,6 +61,8 @@ class SymmetrizedModule(torch.nn.Module):
     :param hypers: frame hyper-parameters
     :param cut_out_radius: radius of the receptive field (local mode)
     :param batch_size: rotated copies per backbone call
+    :param low_memory: (local mode, scalar outputs) free every batch's backbone
+        graph at once, keeping first derivatives only
     """
 
     auxiliary_outputs: List[str]
@@ -77,8 +79,10 @@ class SymmetrizedModule(torch.nn.Module):
         hypers: FrameHypers,
         cut_out_radius: float,
         batch_size: int,
+        low_memory: bool = False,
     ):
         super().__init__()
+        self.low_memory = bool(low_memory)
         self.backbone = backbone
         self.auxiliary = auxiliary
         self.auxiliary_outputs = auxiliary_outputs
@@ -394,14 +398,22 @@ class SymmetrizedModule(torch.nn.Module):
         sums: Dict[str, List[torch.Tensor]] = {}
         squares: Dict[str, List[torch.Tensor]] = {}
         templates: Dict[str, TensorMap] = {}
+        denominator = torch.zeros(n_sel, dtype=aux.dtype, device=device)
+        denominator = denominator.index_add(0, groups, weights) + aux
+        # low-memory mode: d e_i / d y_k = w_k / (sum_k w_k + w_aux), known now
+        coefficients = (weights / denominator[groups]).detach()
+        linear: Dict[str, torch.Tensor] = {}
         n_frames = frames.shape[0]
         for start in range(0, n_frames, self.batch_size):
             stop = min(start + self.batch_size, n_frames)
+            batch_frames = frames[start:stop]
             copies: List[System] = []
             for k in range(start, stop):
                 copies.append(
                     rotated_cluster(
-                        clusters[int(groups[k])], frames[k], self.backbone_lists
+                        clusters[int(groups[k])],
+                        batch_frames[k - start],
+                        self.backbone_lists,
                     )
                 )
             index = torch.arange(stop - start, device=device)
@@ -410,9 +422,19 @@ class SymmetrizedModule(torch.nn.Module):
                 torch.stack([index, torch.zeros_like(index)], dim=1).to(torch.int32),
             )
             predictions = self.backbone(copies, outputs, selection)
+            if self.low_memory:
+                predictions = self._release_graph(
+                    predictions,
+                    batch_frames,
+                    clusters,
+                    groups[start:stop],
+                    coefficients[start:stop],
+                    linear,
+                    n_sel,
+                )
             for name in kinds.keys():
                 rotated = transform_tensormap(
-                    predictions[name].to(dtype=torch.float64), frames[start:stop]
+                    predictions[name].to(dtype=torch.float64), batch_frames
                 )
                 if name not in templates:
                     templates[name] = rotated
@@ -428,9 +450,10 @@ class SymmetrizedModule(torch.nn.Module):
                         groups[copy],
                         n_sel,
                     )
+        for name, terms in linear.items():
+            # zero in value; its gradient is the backbone's part of d e_i / d x
+            sums[name][0] = sums[name][0] + (terms * denominator.detach())[:, None]
 
-        denominator = torch.zeros(n_sel, dtype=aux.dtype, device=device)
-        denominator = denominator.index_add(0, groups, weights) + aux
         selection = Labels(
             ["system", "atom"],
             torch.stack([sel_system, sel_atom], dim=1).to(torch.int32),
@@ -449,6 +472,90 @@ class SymmetrizedModule(torch.nn.Module):
             True,
         )
         return sums, squares, templates, denominator
+
+    def _release_graph(
+        self,
+        predictions: Dict[str, TensorMap],
+        batch_frames: torch.Tensor,
+        clusters: Dict[int, Cluster],
+        batch_groups: torch.Tensor,
+        coefficients: torch.Tensor,
+        linear: Dict[str, torch.Tensor],
+        n_rows: int,
+    ) -> Dict[str, TensorMap]:
+        """Low-memory mode: free this batch's backbone graph now.
+
+        The gradient of ``sum_k c_k y_k`` (``c_k`` the known weight of frame ``k``
+        in its atom's average) is taken with respect to this batch's inputs (frames
+        and cut-out positions) and kept as a term ``g . (x - x.detach())`` per atom
+        (``linear``): zero in value, with the right first derivatives. The
+        predictions come back detached. Second derivatives are lost.
+        """
+        inputs: List[torch.Tensor] = [batch_frames]
+        rows: List[int] = torch.unique(batch_groups).tolist()
+        for row in rows:
+            inputs.append(clusters[row].positions)
+        names: List[str] = list(predictions.keys())
+        result: Dict[str, TensorMap] = {}
+        for i, name in enumerate(names):
+            tensor = predictions[name]
+            block = tensor.block_by_id(0)
+            if len(tensor) != 1 or len(block.components) != 0:
+                raise ValueError(
+                    "low_memory supports scalar outputs only (such as energies), not '"
+                    + name
+                    + "'"
+                )
+            if block.values.shape[1] != 1:
+                raise ValueError(
+                    "low_memory supports single-property outputs only, not '"
+                    + name
+                    + "'"
+                )
+            if block.values.requires_grad:
+                copy = block.samples.column("system").to(torch.long)
+                objective = torch.sum(
+                    coefficients[copy].to(block.values.dtype) * block.values[:, 0]
+                )
+                grads = torch.autograd.grad(
+                    [objective],
+                    inputs,
+                    retain_graph=i < len(names) - 1,
+                    allow_unused=True,
+                )
+                terms = torch.zeros(
+                    n_rows, dtype=torch.float64, device=objective.device
+                )
+                grad = grads[0]
+                if grad is not None:
+                    per_copy = torch.sum(
+                        grad.to(torch.float64)
+                        * (batch_frames - batch_frames.detach()).to(torch.float64),
+                        dim=(1, 2),
+                    )
+                    terms = terms.index_add(0, batch_groups, per_copy)
+                for j, row in enumerate(rows):
+                    grad = grads[j + 1]
+                    if grad is not None:
+                        positions = clusters[row].positions
+                        change = (grad * (positions - positions.detach())).sum()
+                        terms[row] = terms[row] + change.to(torch.float64)
+                if name in linear:
+                    linear[name] = linear[name] + terms
+                else:
+                    linear[name] = terms
+            result[name] = TensorMap(
+                tensor.keys,
+                [
+                    TensorBlock(
+                        block.values.detach(),
+                        block.samples,
+                        block.components,
+                        block.properties,
+                    )
+                ],
+            )
+        return result
 
     # ------------------------------------------------------------------ auxiliary
     def _add_auxiliary(

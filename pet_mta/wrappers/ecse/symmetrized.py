@@ -78,6 +78,12 @@ class Symmetrized(SymmetrizedModule):
     :param outer_cutoff: neighbours defining frames lie within this radius (default:
         the largest cutoff of the backbone's neighbour lists, at most 10)
     :param batch_size: rotated copies evaluated in one backbone call
+    :param low_memory: local mode, scalar outputs (energies): take the gradient of
+        every batch of frames as soon as it is evaluated and free its autograd
+        graph, instead of keeping the graphs of all frames of all atoms until the
+        engine asks for forces. Forces, stress and per-atom energies keep their
+        exact first derivatives; second derivatives (Hessians, training through
+        the wrapper) are not available. Memory then stays at one batch.
     :param aux_grid: order of the Lebedev grid of the ``"rotation-average"``
         auxiliary (7: 208 rotations)
     :param frame_hypers: overrides of :data:`FRAME_DEFAULTS` (see
@@ -95,10 +101,13 @@ class Symmetrized(SymmetrizedModule):
         outer_cutoff: Optional[float] = None,
         batch_size: int = 32,
         aux_grid: int = 7,
+        low_memory: bool = False,
         **frame_hypers: Any,
     ):
         if mode not in ("whole", "local"):
             raise ValueError(f"mode must be 'whole' or 'local', got {mode!r}")
+        if low_memory and mode != "local":
+            raise ValueError("low_memory is available in the local mode only")
         unknown = set(frame_hypers) - set(FRAME_DEFAULTS)
         if unknown:
             raise ValueError(
@@ -162,6 +171,7 @@ class Symmetrized(SymmetrizedModule):
             hypers=hypers,
             cut_out_radius=loaded.interaction_range if mode == "local" else 0.0,
             batch_size=batch_size,
+            low_memory=low_memory,
         )
         self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
         self.info.auxiliary_kind = (
