@@ -31,6 +31,11 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
         "ECSE in float32: pruning and conditioning",
         "bench/ecse_float32.py",
     ),
+    (
+        "ecse_nve",
+        "ECSE in molecular dynamics: energy conservation and pruning",
+        "bench/ecse_nve.py",
+    ),
 ]
 
 
