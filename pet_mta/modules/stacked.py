@@ -149,30 +149,32 @@ class StackedAttention(torch.nn.Module):
         max_tokens = key_bias.shape[1]
         heads = self.num_heads
         head_dim = self.head_dim
-        qkv = self.qkv(tokens).view(members, n_tokens, 3, heads, head_dim)
+        qkv = self.qkv(tokens).view(members * n_tokens, 3, heads, head_dim)
+        # every (member, atom) pair is one sequence: the same layout as one PET
+        # with members x atoms sequences
+        member = torch.arange(members, device=tokens.device)[:, None]
+        sequence = (member * n_atoms + token_atom[None, :]).reshape(-1)
+        slot = token_slot.repeat(members)
+        sequences = members * n_atoms
         grid = torch.zeros(
             3,
-            members,
-            n_atoms,
+            sequences,
             heads,
             max_tokens,
             head_dim,
             dtype=tokens.dtype,
             device=tokens.device,
         )
-        member = torch.arange(members, device=tokens.device)[:, None]
-        # [M, N, T, 3, H, dh] view of the grid, filled token by token
-        grid.permute(1, 2, 4, 0, 3, 5).index_put_(
-            (member, token_atom[None, :], token_slot[None, :]), qkv
-        )
-        batch = members * n_atoms * heads
+        # [M N, T, 3, H, dh] view of the grid, filled token by token
+        grid.permute(1, 3, 0, 2, 4).index_put_((sequence, slot), qkv)
+        batch = sequences * heads
         query, key, value = torch.unbind(grid.view(3, batch, max_tokens, head_dim), 0)
         logits = torch.bmm(query, key.transpose(1, 2))
         logits = logits.view(members, n_atoms, heads, max_tokens, max_tokens)
         alpha = torch.softmax(logits + key_bias[None, :, None, None, :], dim=-1)
         mixed = torch.bmm(alpha.view(batch, max_tokens, max_tokens), value)
-        mixed = mixed.view(members, n_atoms, heads, max_tokens, head_dim)
-        mixed = mixed.permute(0, 1, 3, 2, 4)[:, token_atom, token_slot]
+        mixed = mixed.view(sequences, heads, max_tokens, head_dim).permute(0, 2, 1, 3)
+        mixed = mixed[sequence, slot]
         return self.out(mixed.reshape(members, n_tokens, heads * head_dim))
 
 
