@@ -1,6 +1,7 @@
 """The public ECSE wrapper: :class:`Symmetrized` (module) and its export."""
 
 import math
+import os
 import warnings
 from typing import Any, Dict, List, Optional, Union
 
@@ -135,7 +136,7 @@ class Symmetrized(SymmetrizedModule):
                 if name == "energy" or name.startswith("energy/")
             ]
             aux_range = loaded.interaction_range
-        elif isinstance(auxiliary, str) and not _is_file(auxiliary):
+        elif isinstance(auxiliary, str) and not os.path.exists(auxiliary):
             raise ValueError(
                 f"auxiliary must be a model, a model file, None or "
                 f"'{ROTATION_AVERAGE}', got '{auxiliary}'"
@@ -174,13 +175,6 @@ class Symmetrized(SymmetrizedModule):
             low_memory=low_memory,
         )
         self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
-        self.info.auxiliary_kind = (
-            "none"
-            if auxiliary is None
-            else ROTATION_AVERAGE
-            if aux_loaded is None
-            else "model"
-        )
         for name, output in loaded.outputs.items():
             if output.sample_kind not in ("system", "atom"):
                 warnings.warn(
@@ -273,12 +267,6 @@ class Symmetrized(SymmetrizedModule):
         :param options: arguments of :class:`Symmetrized`
         """
         return Symmetrized(model, **options).export()
-
-
-def _is_file(path: str) -> bool:
-    import os
-
-    return os.path.exists(path)
 
 
 class _Info:
