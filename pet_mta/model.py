@@ -188,12 +188,9 @@ class PET(torch.nn.Module):
             self.cutoff,
             self.min_distance,
         )
-        n_atoms = graph.species.shape[0]
         edge_weights = self.cutoff_function(graph.distances)
 
-        key_bias = key_bias_grid(
-            edge_weights, graph.token_atom, graph.token_slot, n_atoms, graph.max_tokens
-        )
+        key_bias = key_bias_grid(graph, edge_weights)
 
         # which atoms are reported
         n_systems = len(systems)

@@ -127,11 +127,8 @@ class StackedPET(torch.nn.Module):
             self.cutoff,
             self.min_distance,
         )
-        n_atoms = graph.species.shape[0]
         edge_weights = self.cutoff_function(graph.distances)
-        key_bias = key_bias_grid(
-            edge_weights, graph.token_atom, graph.token_slot, n_atoms, graph.max_tokens
-        )
+        key_bias = key_bias_grid(graph, edge_weights)
         chosen, chosen_system, chosen_atom = select_atoms(
             systems, graph.system_index, selected_atoms
         )

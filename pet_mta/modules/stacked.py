@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import torch
 
+from .transformer import ResidualBlock
+
 
 def child(module: torch.nn.Module, name: str) -> torch.nn.Module:
     """Sub-module ``name`` of a Python or TorchScript module (also for names that are
@@ -178,35 +180,17 @@ class StackedAttention(torch.nn.Module):
         return self.out(mixed.reshape(members, n_tokens, heads * head_dim))
 
 
-class StackedBlock(torch.nn.Module):
-    """Attention then feed-forward with residuals and norms (``TransformerBlock``)."""
+class StackedBlock(ResidualBlock):
+    """``TransformerBlock`` of every member: the same wiring, stacked parts."""
 
     def __init__(self, blocks: List[torch.nn.Module]):
-        super().__init__()
-        self.pre_norm = bool(blocks[0].pre_norm)
-        self.attention = StackedAttention([child(b, "attention") for b in blocks])
-        self.feedforward = StackedFeedForward([child(b, "feedforward") for b in blocks])
-        self.norm_attention = StackedNorm([child(b, "norm_attention") for b in blocks])
-        self.norm_feedforward = StackedNorm(
-            [child(b, "norm_feedforward") for b in blocks]
+        super().__init__(
+            StackedAttention([child(b, "attention") for b in blocks]),
+            StackedFeedForward([child(b, "feedforward") for b in blocks]),
+            StackedNorm([child(b, "norm_attention") for b in blocks]),
+            StackedNorm([child(b, "norm_feedforward") for b in blocks]),
+            bool(blocks[0].pre_norm),
         )
-
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
-    ) -> torch.Tensor:
-        if self.pre_norm:
-            tokens = tokens + self.attention(
-                self.norm_attention(tokens), token_atom, token_slot, key_bias
-            )
-            return tokens + self.feedforward(self.norm_feedforward(tokens))
-        tokens = self.norm_attention(
-            tokens + self.attention(tokens, token_atom, token_slot, key_bias)
-        )
-        return self.norm_feedforward(tokens + self.feedforward(tokens))
 
 
 class StackedTokenizer(torch.nn.Module):

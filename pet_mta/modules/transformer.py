@@ -7,6 +7,8 @@ a padded ``[N * heads, T, ...]`` layout.
 
 import torch
 
+from .graph import EdgeGraph
+
 
 def make_norm(kind: str, width: int) -> torch.nn.Module:
     """``RMSNorm`` or ``LayerNorm`` over the last dimension."""
@@ -133,28 +135,21 @@ def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.log(safe), torch.full_like(weights, -torch.inf))
 
 
-def key_bias_grid(
-    edge_weights: torch.Tensor,
-    token_atom: torch.Tensor,
-    token_slot: torch.Tensor,
-    n_atoms: int,
-    max_tokens: int,
-) -> torch.Tensor:
-    """``[N, T]`` log attention weight of every slot of every sequence: ``log 1 = 0``
-    for the centre, ``log f_c`` for edges, ``-inf`` for padding.
+def key_bias_grid(graph: EdgeGraph, edge_weights: torch.Tensor) -> torch.Tensor:
+    """``[N, T]`` log attention weight of every slot of every sequence of ``graph``:
+    ``log 1 = 0`` for the centre, ``log f_c`` for edges, ``-inf`` for padding.
 
     :param edge_weights: ``[E]`` cutoff weights of the edges
-    :param token_atom: ``[N + E]`` sequence of every packed token (centres first)
-    :param token_slot: ``[N + E]`` slot of every packed token
     """
+    n_atoms = graph.species.shape[0]
     grid = torch.full(
-        (n_atoms, max_tokens),
+        (n_atoms, graph.max_tokens),
         -torch.inf,
         dtype=edge_weights.dtype,
         device=edge_weights.device,
     )
     return grid.index_put(
-        (token_atom, token_slot),
+        (graph.token_atom, graph.token_slot),
         torch.cat(
             [
                 torch.zeros(n_atoms, dtype=grid.dtype, device=grid.device),
@@ -164,8 +159,47 @@ def key_bias_grid(
     )
 
 
-class TransformerBlock(torch.nn.Module):
-    """Attention then feed-forward, each with a residual and a normalisation."""
+class ResidualBlock(torch.nn.Module):
+    """Attention then feed-forward, each with a residual and a normalisation, before
+    (pre-LN) or after (post-LN) the residual. The parts are given, so that stacked
+    parts (:mod:`.stacked`) reuse the same wiring."""
+
+    def __init__(
+        self,
+        attention: torch.nn.Module,
+        feedforward: torch.nn.Module,
+        norm_attention: torch.nn.Module,
+        norm_feedforward: torch.nn.Module,
+        pre_norm: bool,
+    ):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attention = attention
+        self.feedforward = feedforward
+        self.norm_attention = norm_attention
+        self.norm_feedforward = norm_feedforward
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_atom: torch.Tensor,
+        token_slot: torch.Tensor,
+        key_bias: torch.Tensor,
+    ) -> torch.Tensor:
+        """Packed tokens in and out; see :class:`CutoffAttention`."""
+        if self.pre_norm:
+            tokens = tokens + self.attention(
+                self.norm_attention(tokens), token_atom, token_slot, key_bias
+            )
+            return tokens + self.feedforward(self.norm_feedforward(tokens))
+        tokens = self.norm_attention(
+            tokens + self.attention(tokens, token_atom, token_slot, key_bias)
+        )
+        return self.norm_feedforward(tokens + self.feedforward(tokens))
+
+
+class TransformerBlock(ResidualBlock):
+    """One PET transformer block on packed tokens ``[N + E, d]``."""
 
     def __init__(
         self,
@@ -177,27 +211,10 @@ class TransformerBlock(torch.nn.Module):
         temperature: float,
         pre_norm: bool,
     ):
-        super().__init__()
-        self.pre_norm = pre_norm
-        self.attention = CutoffAttention(width, num_heads, temperature)
-        self.feedforward = FeedForward(width, feedforward, activation)
-        self.norm_attention = make_norm(normalization, width)
-        self.norm_feedforward = make_norm(normalization, width)
-
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
-    ) -> torch.Tensor:
-        """Packed tokens ``[N + E, d]`` in and out; see :class:`CutoffAttention`."""
-        if self.pre_norm:
-            tokens = tokens + self.attention(
-                self.norm_attention(tokens), token_atom, token_slot, key_bias
-            )
-            return tokens + self.feedforward(self.norm_feedforward(tokens))
-        tokens = self.norm_attention(
-            tokens + self.attention(tokens, token_atom, token_slot, key_bias)
+        super().__init__(
+            CutoffAttention(width, num_heads, temperature),
+            FeedForward(width, feedforward, activation),
+            make_norm(normalization, width),
+            make_norm(normalization, width),
+            pre_norm,
         )
-        return self.norm_feedforward(tokens + self.feedforward(tokens))
