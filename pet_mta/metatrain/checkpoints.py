@@ -15,6 +15,9 @@ Version history
 - model 3: the neighbour's species enters the tokens of every layer, not only the
   first (``layer_species``); the upgrade adds these embeddings as zeros, so
   upgraded models predict exactly what they predicted before.
+- trainer 2: the validation errors of the best and of the last epoch are stored
+  (``best_validation``, ``last_validation``) to report the best-model choice; the
+  upgrade sets them to ``None`` (nothing to compare with).
 """
 
 from typing import Any, Callable, Dict, List
@@ -59,7 +62,15 @@ MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _model_v1_to_v2,
     _model_v2_to_v3,
 ]
-TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = []
+
+
+def _trainer_v1_to_v2(checkpoint: Checkpoint) -> None:
+    """No validation errors were stored before version 2."""
+    checkpoint.setdefault("best_validation", None)
+    checkpoint.setdefault("last_validation", None)
+
+
+TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = [_trainer_v1_to_v2]
 
 
 def upgrade(

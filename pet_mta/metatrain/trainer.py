@@ -45,6 +45,7 @@ from .finetune import apply_finetune, trainable_parameters
 from .fitting import fit_baseline, fit_scales, unit_scales
 from .model import PETModel
 from .schedule import warmup_cosine
+from .selection import error_metrics, report_selection
 
 
 def map_values(tensor: TensorMap, function) -> TensorMap:
@@ -142,7 +143,7 @@ class _Metrics:
 class Trainer(TrainerInterface[TrainerHypers]):
     """Trains a :class:`~pet_mta.metatrain.model.PETModel`; see the module doc."""
 
-    __checkpoint_version__ = 1
+    __checkpoint_version__ = 2
 
     def __init__(self, hypers: TrainerHypers) -> None:
         super().__init__(hypers)
@@ -151,6 +152,9 @@ class Trainer(TrainerInterface[TrainerHypers]):
         self.best_epoch: Optional[int] = None
         self.best_metric: Optional[float] = None
         self.best_model_state_dict: Optional[Dict[str, Any]] = None
+        self.best_validation: Optional[Dict[str, float]] = None
+        """Validation errors of the best epoch (reported at the end of training)."""
+        self.last_validation: Optional[Dict[str, float]] = None
         self.optimizer_state_dict: Optional[Dict[str, Any]] = None
         self.scheduler_state_dict: Optional[Dict[str, Any]] = None
         self.rng_state: Optional[Dict[str, Any]] = None
@@ -288,6 +292,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 self.best_metric = metric
                 self.best_epoch = epoch
                 self.best_model_state_dict = copy.deepcopy(model.state_dict())
+                self.best_validation = error_metrics(val_info)
+            self.last_validation = error_metrics(val_info)
 
             self.epoch = epoch
             self.optimizer_state_dict = optimizer.state_dict()
@@ -304,6 +310,15 @@ class Trainer(TrainerInterface[TrainerHypers]):
         self.optimizer_state_dict = optimizer.state_dict()
         self.scheduler_state_dict = scheduler.state_dict()
         model.has_new_targets = False
+        if rank == 0:
+            report_selection(
+                hypers["best_model_metric"],
+                self.best_epoch,
+                self.best_metric,
+                self.best_validation,
+                self.epoch,
+                self.last_validation,
+            )
         if distributed:
             torch.distributed.destroy_process_group()
 
@@ -362,6 +377,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 "best_epoch": self.best_epoch,
                 "best_metric": self.best_metric,
                 "best_model_state_dict": self.best_model_state_dict,
+                "best_validation": self.best_validation,
+                "last_validation": self.last_validation,
                 "optimizer_state_dict": self.optimizer_state_dict,
                 "scheduler_state_dict": self.scheduler_state_dict,
                 "rng_state": self.rng_state,
@@ -384,6 +401,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
             trainer.best_epoch = checkpoint["best_epoch"]
             trainer.best_metric = checkpoint["best_metric"]
             trainer.best_model_state_dict = checkpoint["best_model_state_dict"]
+            trainer.best_validation = checkpoint["best_validation"]
+            trainer.last_validation = checkpoint["last_validation"]
             trainer.optimizer_state_dict = checkpoint["optimizer_state_dict"]
             trainer.scheduler_state_dict = checkpoint["scheduler_state_dict"]
             trainer.rng_state = checkpoint["rng_state"]
