@@ -10,6 +10,8 @@ of metatrain's PET that pet_mta does not implement (``zbl``, ``long_range``,
 the feature raises a clear error instead of being silently ignored.
 """
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
@@ -121,12 +123,27 @@ MODEL_HYPERS: List[Hyper] = [
 
 DEFAULT_MODEL_HYPERS: Dict[str, Any] = {h.name: h.default for h in MODEL_HYPERS}
 
+# sizes and counts: integers >= 1
+INTEGER_HYPERS = (
+    "d_pet",
+    "d_head",
+    "d_node",
+    "d_feedforward",
+    "num_heads",
+    "num_attention_layers",
+    "num_gnn_layers",
+)
+# lengths (model length unit) and the attention temperature: finite numbers > 0
+POSITIVE_REAL_HYPERS = ("cutoff", "cutoff_width", "attention_temperature")
+
 
 def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     """Merge ``overrides`` into the defaults and validate them.
 
-    :raises ValueError: for an unknown name, a value outside the allowed choices, or
-        sizes that cannot work together.
+    :raises ValueError: naming the hyper-parameter, for an unknown name, a value outside
+        the allowed choices, a size that is not a positive integer, a length or
+        temperature that is not a positive finite number, or sizes that cannot work
+        together.
     """
     known = {h.name: h for h in MODEL_HYPERS}
     for name in overrides:
@@ -148,30 +165,38 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     if isinstance(long_range, dict) and long_range.get("enable", False):
         raise ValueError("long-range interactions are not implemented in pet_mta")
 
-    if hypers["cutoff"] <= 0:
-        raise ValueError(f"cutoff must be positive, got {hypers['cutoff']}")
-    if not 0 < hypers["cutoff_width"] <= hypers["cutoff"]:
+    for name in INTEGER_HYPERS:
+        value = hypers[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                f"hyper-parameter '{name}' must be an integer, got {value!r}"
+            )
+        if value < 1:
+            raise ValueError(
+                f"hyper-parameter '{name}' must be at least 1, got {value}"
+            )
+    for name in POSITIVE_REAL_HYPERS:
+        value = hypers[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(
+                f"hyper-parameter '{name}' must be a positive finite number, "
+                f"got {value!r}"
+            )
+    if hypers["cutoff_width"] > hypers["cutoff"]:
         raise ValueError(
-            f"cutoff_width must be in (0, cutoff], got {hypers['cutoff_width']}"
+            f"hyper-parameter 'cutoff_width' ({hypers['cutoff_width']}) must not "
+            f"exceed 'cutoff' ({hypers['cutoff']})"
         )
     if hypers["d_pet"] % hypers["num_heads"] != 0:
         raise ValueError(
-            f"d_pet ({hypers['d_pet']}) must be divisible by num_heads "
-            f"({hypers['num_heads']})"
+            f"hyper-parameter 'd_pet' ({hypers['d_pet']}) must be divisible by "
+            f"num_heads ({hypers['num_heads']})"
         )
-    for name in (
-        "d_pet",
-        "d_head",
-        "d_node",
-        "d_feedforward",
-        "num_heads",
-        "num_attention_layers",
-        "num_gnn_layers",
-    ):
-        if int(hypers[name]) < 1:
-            raise ValueError(f"{name} must be at least 1, got {hypers[name]}")
-    if hypers["attention_temperature"] <= 0:
-        raise ValueError("attention_temperature must be positive")
     return hypers
 
 

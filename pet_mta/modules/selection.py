@@ -56,6 +56,20 @@ def cell_volumes(systems: List[System], like: torch.Tensor) -> torch.Tensor:
     return volumes
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float64``-style name of a floating-point dtype (``str`` of a dtype is
+    only its enum number inside TorchScript)."""
+    if dtype == torch.float64:
+        return "torch.float64"
+    if dtype == torch.float32:
+        return "torch.float32"
+    if dtype == torch.float16:
+        return "torch.float16"
+    if dtype == torch.bfloat16:
+        return "torch.bfloat16"
+    return str(dtype)
+
+
 def check_dtype(systems: List[System], dtype: torch.dtype):
     """:raises ValueError: for a system whose positions are not of ``dtype``"""
     for s, system in enumerate(systems):
@@ -64,7 +78,7 @@ def check_dtype(systems: List[System], dtype: torch.dtype):
                 "system "
                 + str(s)
                 + " has dtype "
-                + str(system.positions.dtype)
+                + dtype_name(system.positions.dtype)
                 + " but the model uses "
-                + str(dtype)
+                + dtype_name(dtype)
             )
