@@ -17,6 +17,33 @@ NEIGHBOR_SAMPLES = [
 ]
 
 
+def check_finite_geometry(
+    positions: torch.Tensor, cell: torch.Tensor, name: str
+) -> None:
+    """Refuse NaN or infinite positions or cell before a neighbour list is built.
+
+    vesin (like most neighbour-list codes) crashes the whole process (SIGFPE) on
+    such input instead of raising, so every path that builds a list checks first.
+    TorchScript-compatible (the model runs the same check on its inputs).
+
+    :param positions: ``[n_atoms, 3]`` atomic positions (length unit)
+    :param cell: ``[3, 3]`` cell vectors (length unit; zeros when not periodic)
+    :param name: how the error names the structure, e.g. ``"system 3"``
+    :raises ValueError: naming the structure and what is not finite
+    """
+    if not bool(torch.all(torch.isfinite(positions))):
+        raise ValueError(name + " has NaN or infinite atomic positions")
+    if not bool(torch.all(torch.isfinite(cell))):
+        raise ValueError(name + " has a NaN or infinite cell")
+
+
+def check_finite_atoms(atoms: ase.Atoms, name: str) -> None:
+    """:func:`check_finite_geometry` for an ASE structure."""
+    check_finite_geometry(
+        torch.from_numpy(atoms.positions), torch.from_numpy(atoms.cell.array), name
+    )
+
+
 def systems_from_ase(
     frames: Sequence[ase.Atoms],
     model: torch.nn.Module,
@@ -71,7 +98,13 @@ def system_from_ase(
 def add_neighbor_lists(
     systems: List[System], model: torch.nn.Module, length_unit: str = "angstrom"
 ) -> List[System]:
-    """Compute and store every neighbour list ``model`` requests, with vesin."""
+    """Compute and store every neighbour list ``model`` requests, with vesin.
+
+    :raises ValueError: for a system with NaN or infinite positions or cell (named
+        by its index in ``systems``)
+    """
+    for index, system in enumerate(systems):
+        check_finite_geometry(system.positions, system.cell, f"system {index}")
     requests = []
     for module in model.modules():
         if hasattr(module, "requested_neighbor_lists"):

@@ -12,6 +12,8 @@ from typing import List
 import torch
 from metatomic.torch import NeighborListOptions, System
 
+from ..neighbors import check_finite_geometry
+
 
 class EdgeGraph:
     """All systems of a batch as one graph, edges sorted by centre atom.
@@ -47,15 +49,6 @@ class EdgeGraph:
         self.edge_offsets = edge_offsets  # [N + 1] edges of atom i: [off[i], off[i+1])
 
 
-def _check_finite(system: System, index: int):
-    if not bool(torch.all(torch.isfinite(system.positions))):
-        raise ValueError(
-            "system " + str(index) + " has NaN or infinite atomic positions"
-        )
-    if not bool(torch.all(torch.isfinite(system.cell))):
-        raise ValueError("system " + str(index) + " has a NaN or infinite cell")
-
-
 def build_edge_graph(
     systems: List[System],
     options: NeighborListOptions,
@@ -82,7 +75,7 @@ def build_edge_graph(
     shift_list: List[torch.Tensor] = []
     offset = 0
     for s, system in enumerate(systems):
-        _check_finite(system, s)
+        check_finite_geometry(system.positions, system.cell, "system " + str(s))
         types = system.types
         n_atoms = types.shape[0]
         if n_atoms > 0:
