@@ -2,6 +2,8 @@
 
 import argparse
 
+from .arguments import input_directory, input_file, output_file
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,8 +15,12 @@ def add_parser(subparsers) -> None:
             "energy_uncertainty (standard deviation over members)."
         ),
     )
-    parser.add_argument("models", nargs="+", help="exported models (.pt), at least two")
-    parser.add_argument("-o", "--output", required=True, help="file to write (.pt)")
+    parser.add_argument(
+        "models", nargs="+", type=input_file, help="exported models (.pt), at least two"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, type=output_file, help="file to write (.pt)"
+    )
     parser.add_argument(
         "--no-stack",
         action="store_true",
@@ -23,6 +29,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--extensions",
+        type=input_directory,
         default=None,
         help="directory of the TorchScript extensions the models need",
     )
@@ -30,22 +37,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metatomic.torch import load_atomistic_model
-
     from ..wrappers.ensemble import Ensemble
+    from .inputs import load_model, save_model
 
-    if len(args.models) < 2:
-        print("an ensemble needs at least two models")
-        return 1
-    members = [load_atomistic_model(path, args.extensions) for path in args.models]
+    members = [load_model(path, args.extensions) for path in args.models]
     ensemble = Ensemble(members, stack=not args.no_stack)
-    ensemble.export().save(args.output)
+    save_model(ensemble.export(), args.output)
     outputs = ", ".join(ensemble.capabilities().outputs)
     how = (
         "one batched pass (stacked weights)"
         if ensemble.is_stacked
         else "one member after another"
     )
-    print(f"ensemble of {len(members)} models written to {args.output}: {outputs}")
-    print(f"members are evaluated in {how}")
+    print(f"saved the ensemble of {len(members)} models to {args.output}")
+    print(f"outputs: {outputs}; members are evaluated in {how}")
     return 0

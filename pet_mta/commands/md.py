@@ -2,6 +2,8 @@
 
 import argparse
 
+from .arguments import input_file, non_negative_float, positive_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -9,16 +11,29 @@ def add_parser(subparsers) -> None:
         help="run a short NVE simulation with an exported model and report the drift",
         description=__doc__,
     )
-    parser.add_argument("model", help="exported model (.pt)")
-    parser.add_argument("structure", help="any structure file ASE can read")
-    parser.add_argument("--index", default="0", help="frame of the file (default 0)")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
-    parser.add_argument("--temperature", type=float, default=300.0, help="K")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("model", type=input_file, help="exported model (.pt)")
+    parser.add_argument(
+        "structure", type=input_file, help="any structure file ASE can read"
+    )
+    parser.add_argument("--index", type=int, default=0, help="frame of the file")
+    parser.add_argument(
+        "--steps", type=positive_int, default=200, help="velocity-Verlet steps"
+    )
+    parser.add_argument(
+        "--timestep", type=positive_float, default=1.0, help="time step (fs)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        default=300.0,
+        help="temperature of the initial Maxwell-Boltzmann velocities (K)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: the model's first)"
+    )
     parser.add_argument(
         "--max-drift",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="exit with status 1 if the drift exceeds this many meV/atom",
     )
@@ -26,24 +41,27 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import ase.io
     from metatomic_ase import MetatomicCalculator
 
     from ..md import run_nve
+    from .inputs import load_model, read_structures
 
-    atoms = ase.io.read(args.structure, index=args.index)
-    calculator = MetatomicCalculator(args.model, device=args.device)
+    atoms = read_structures(args.structure, args.index)[0]
+    calculator = MetatomicCalculator(load_model(args.model), device=args.device)
     print(
         f"NVE: {len(atoms)} atoms, {args.steps} steps of {args.timestep} fs, "
         f"initial T {args.temperature} K"
     )
-    result = run_nve(
-        atoms,
-        calculator,
-        steps=args.steps,
-        timestep_fs=args.timestep,
-        temperature_K=args.temperature,
-    )
+    try:
+        result = run_nve(
+            atoms,
+            calculator,
+            steps=args.steps,
+            timestep_fs=args.timestep,
+            temperature_K=args.temperature,
+        )
+    except ValueError as error:  # NaN geometry, unknown species, a blow-up
+        raise ValueError(f"'{args.structure}' frame {args.index}: {error}") from error
     drift = 1000 * result.drift_per_atom
     print(
         f"energy drift: {drift:.4f} meV/atom (max |E_tot(t) - E_tot(0)|), "

@@ -3,7 +3,21 @@ metatomic model."""
 
 import argparse
 
-from ..wrappers.ecse.symmetrized import FRAME_DEFAULTS
+from ..wrappers.ecse.symmetrized import FRAME_DEFAULTS, ROTATION_AVERAGE
+from .arguments import (
+    input_directory,
+    input_file,
+    output_file,
+    positive_float,
+    positive_int,
+)
+
+AUXILIARY_KEYWORDS = (ROTATION_AVERAGE, "none")
+
+
+def auxiliary_model(text: str) -> str:
+    """``rotation-average``, ``none`` or an existing model file."""
+    return text if text in AUXILIARY_KEYWORDS else input_file(text)
 
 
 def add_parser(subparsers) -> None:
@@ -15,8 +29,12 @@ def add_parser(subparsers) -> None:
             "Coordinate System Ensemble and save the result as a new exported model."
         ),
     )
-    parser.add_argument("model", help="exported model to symmetrize (.pt)")
-    parser.add_argument("-o", "--output", required=True, help="where to save (.pt)")
+    parser.add_argument(
+        "model", type=input_file, help="exported model to symmetrize (.pt)"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, type=output_file, help="where to save (.pt)"
+    )
     parser.add_argument(
         "--mode",
         choices=["whole", "local"],
@@ -26,17 +44,18 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--auxiliary",
-        default="rotation-average",
+        type=auxiliary_model,
+        default=ROTATION_AVERAGE,
         help="for degenerate environments (no well-spread pair of neighbours): an "
         "exported, exactly invariant model (e.g. a distance-only PET), "
-        "'rotation-average' (default: the model's energies averaged over a "
-        "Lebedev grid of rotations, nearly invariant) or 'none' (they fade to zero)",
+        "'rotation-average' (the model's energies averaged over a Lebedev grid of "
+        "rotations, nearly invariant) or 'none' (they fade to zero)",
     )
     parser.add_argument(
         "--aux-grid",
-        type=int,
+        type=positive_int,
         default=7,
-        help="Lebedev grid order of the rotation-average auxiliary (default 7)",
+        help="Lebedev grid order of the rotation-average auxiliary",
     )
     parser.add_argument(
         "--inversion",
@@ -45,13 +64,16 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--outer-cutoff",
-        type=float,
+        type=positive_float,
         default=None,
         help="radius of the neighbours defining frames (default: the model's "
         "largest neighbour-list cutoff, at most 10)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="rotated copies per model call"
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        help="rotated copies per model call",
     )
     parser.add_argument(
         "--low-memory",
@@ -60,29 +82,31 @@ def add_parser(subparsers) -> None:
         "stress only, no second derivatives)",
     )
     parser.add_argument(
-        "--extensions", default=None, help="TorchScript extensions of the input model"
+        "--extensions",
+        type=input_directory,
+        default=None,
+        help="directory of the TorchScript extensions of the input model",
     )
     for name, default in FRAME_DEFAULTS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=type(default),
             default=default,
-            help=f"ECSE frame hyper-parameter (default {default})",
+            help="ECSE frame hyper-parameter (see the ECSE documentation)",
         )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from metatomic.torch import load_atomistic_model
-
     from ..wrappers.ecse import Symmetrized
+    from .inputs import load_model, save_model
 
-    model = load_atomistic_model(args.model, args.extensions)
+    model = load_model(args.model, args.extensions)
     auxiliary = args.auxiliary
     if auxiliary == "none":
         auxiliary = None
-    elif auxiliary != "rotation-average":
-        auxiliary = load_atomistic_model(args.auxiliary, args.extensions)
+    elif auxiliary != ROTATION_AVERAGE:
+        auxiliary = load_model(args.auxiliary, args.extensions)
     frame_hypers = {name: getattr(args, name) for name in FRAME_DEFAULTS}
     wrapped = Symmetrized(
         model,
@@ -95,6 +119,6 @@ def run(args: argparse.Namespace) -> int:
         low_memory=args.low_memory,
         **frame_hypers,
     ).export()
-    wrapped.save(args.output, collect_extensions=None)
+    save_model(wrapped, args.output)
     print(f"saved ECSE-symmetrized ({args.mode} mode) model to {args.output}")
     return 0
