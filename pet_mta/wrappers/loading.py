@@ -15,7 +15,7 @@ its capabilities, metadata, requested neighbour lists and inputs, and dtype.
 """
 
 import os
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from metatensor.torch import Labels, TensorMap
@@ -95,17 +95,23 @@ def load_model(
     capabilities: Optional[ModelCapabilities] = None,
     metadata: Optional[ModelMetadata] = None,
     extensions_directory: Optional[str] = None,
+    name: str = "model",
 ) -> Backbone:
     """Bring ``model`` into the :class:`Backbone` form wrappers work with.
+
+    Anything that is not a model, or a file that does not load, is a one-line
+    ``ValueError`` (naming ``name`` or the file).
 
     :param model: module, ``AtomisticModel`` or path of a saved ``AtomisticModel``
     :param capabilities: required for a module that cannot ``export()`` itself;
         overrides the exported ones otherwise
     :param metadata: overrides the model's metadata
     :param extensions_directory: TorchScript extensions of a saved model
+    :param name: what ``model`` is to the caller (``backbone``, ``auxiliary``, ...),
+        for error messages
     """
     if isinstance(model, (str, os.PathLike)):
-        model = load_atomistic_model(str(model), extensions_directory)
+        model = load_file(str(model), extensions_directory)
 
     if _is_atomistic(model):
         module = model.module
@@ -119,12 +125,12 @@ def load_model(
             capabilities = model.capabilities()
         if exported is None and capabilities is None:
             raise ValueError(
-                "give the capabilities of a module that cannot export itself"
+                f"{name}: give the capabilities of a module that cannot export itself"
             )
     else:
-        raise TypeError(
-            "expected a metatomic module, an AtomisticModel or a path, got "
-            + type(model).__name__
+        raise ValueError(
+            f"{name} must be a metatomic module, an AtomisticModel or the path of a "
+            f"saved one, got {type(model).__name__}"
         )
 
     if exported is not None:
@@ -136,7 +142,7 @@ def load_model(
         inputs = dict(exported.requested_inputs(use_new_names=True))
     else:
         neighbor_lists = _collect_neighbor_lists(module)
-        inputs = {}
+        inputs = _collect_inputs(module)
     if metadata is None:
         metadata = ModelMetadata()
     backbone = Backbone(module, capabilities, metadata, neighbor_lists, inputs)
@@ -145,6 +151,60 @@ def load_model(
     if declared is not None:
         backbone.output_names = list(declared)
     return backbone
+
+
+def load_file(path: str, extensions_directory: Optional[str] = None) -> AtomisticModel:
+    """Load a saved ``AtomisticModel``; any failure is a one-line ``ValueError``
+    naming the file (``cannot load model 'path': reason``)."""
+    if not os.path.isfile(path):
+        reason = "no such file" if not os.path.exists(path) else "not a file"
+        raise ValueError(f"cannot load model '{path}': {reason}")
+    try:
+        return load_atomistic_model(path, extensions_directory)
+    except Exception as error:  # noqa: BLE001 (torch, metatomic: many kinds)
+        raise ValueError(f"cannot load model '{path}': {first_line(error)}") from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type), cut to
+    its first sentence when long (torch appends paragraphs of advice)."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if len(line) > 120 and ". " in line:
+            line = line[: line.index(". ") + 1]
+        if line:
+            return line
+    return type(error).__name__
+
+
+def merge_neighbor_lists(
+    *groups: Sequence[NeighborListOptions],
+) -> List[NeighborListOptions]:
+    """Every neighbour list of ``groups``, each once (metatomic's ``==``)."""
+    merged: List[NeighborListOptions] = []
+    for group in groups:
+        for options in group:
+            if not any(options == known for known in merged):
+                merged.append(options)
+    return merged
+
+
+def merge_inputs(*groups: Dict[str, ModelOutput]) -> Dict[str, ModelOutput]:
+    """Every custom input of ``groups``, each once; an input requested with two
+    units or sample kinds is a ``ValueError`` naming it."""
+    merged: Dict[str, ModelOutput] = {}
+    for group in groups:
+        for name, request in group.items():
+            known = merged.get(name)
+            if known is not None and (
+                known.unit != request.unit or known.sample_kind != request.sample_kind
+            ):
+                raise ValueError(
+                    f"the wrapped models request the input '{name}' with different "
+                    "units or sample kinds"
+                )
+            merged[name] = request
+    return merged
 
 
 def _is_atomistic(model) -> bool:
@@ -159,10 +219,20 @@ def _is_atomistic(model) -> bool:
 
 
 def _collect_neighbor_lists(module: torch.nn.Module) -> List[NeighborListOptions]:
-    requests: List[NeighborListOptions] = []
-    for sub in module.modules():
-        if hasattr(sub, "requested_neighbor_lists"):
-            for options in sub.requested_neighbor_lists():
-                if not any(options == other for other in requests):
-                    requests.append(options)
-    return requests
+    return merge_neighbor_lists(
+        *[
+            sub.requested_neighbor_lists()
+            for sub in module.modules()
+            if hasattr(sub, "requested_neighbor_lists")
+        ]
+    )
+
+
+def _collect_inputs(module: torch.nn.Module) -> Dict[str, ModelOutput]:
+    return merge_inputs(
+        *[
+            sub.requested_inputs()
+            for sub in module.modules()
+            if hasattr(sub, "requested_inputs")
+        ]
+    )
