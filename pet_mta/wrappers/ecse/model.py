@@ -63,10 +63,17 @@ class SymmetrizedModule(torch.nn.Module):
     :param batch_size: rotated copies per backbone call
     :param low_memory: (local mode, scalar outputs) free every batch's backbone
         graph at once, keeping first derivatives only
+    :param engine_lists: the neighbour lists the engine must compute for the
+        wrapped models (the backbone in whole mode, the auxiliary model), besides
+        the wrapper's own: metatomic does not find those of a model loaded from a
+        file in its module
+    :param engine_inputs: the custom inputs the wrapped models read
     """
 
     auxiliary_outputs: List[str]
     backbone_lists: List[NeighborListOptions]
+    engine_lists: List[NeighborListOptions]
+    engine_inputs: Dict[str, ModelOutput]
 
     def __init__(
         self,
@@ -80,6 +87,8 @@ class SymmetrizedModule(torch.nn.Module):
         cut_out_radius: float,
         batch_size: int,
         low_memory: bool = False,
+        engine_lists: Optional[List[NeighborListOptions]] = None,
+        engine_inputs: Optional[Dict[str, ModelOutput]] = None,
     ):
         super().__init__()
         self.low_memory = bool(low_memory)
@@ -100,12 +109,20 @@ class SymmetrizedModule(torch.nn.Module):
             strict=True,
             requestor="ecse local mode",
         )
+        self.engine_lists = list(engine_lists) if engine_lists is not None else []
+        self.engine_inputs = dict(engine_inputs) if engine_inputs is not None else {}
 
     def requested_neighbor_lists(self) -> List[NeighborListOptions]:
-        """Frame environments (``outer_cutoff``), receptive fields (local mode)."""
+        """Frame environments (``outer_cutoff``), receptive fields (local mode),
+        and the lists of the wrapped models (``engine_lists``)."""
+        own = [self.frame_list]
         if self.local:
-            return [self.frame_list, self.cut_out_list]
-        return [self.frame_list]
+            own.append(self.cut_out_list)
+        return own + self.engine_lists
+
+    def requested_inputs(self) -> Dict[str, ModelOutput]:
+        """The custom inputs of the wrapped models."""
+        return self.engine_inputs
 
     def forward(
         self,

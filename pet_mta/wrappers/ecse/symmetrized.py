@@ -11,9 +11,19 @@ from metatomic.torch import (
     ModelCapabilities,
     ModelMetadata,
     ModelOutput,
+    NeighborListOptions,
 )
 
-from ..loading import Backbone, ModelLike, load_model
+from ..checks import flag, positive_int
+from ..loading import (
+    Backbone,
+    ModelLike,
+    load_model,
+    merge_inputs,
+    merge_neighbor_lists,
+)
+from .checks import MODES, auxiliary_outputs, check_backbone
+from .checks import frame_hypers as checked_hypers
 from .frames import FrameHypers
 from .model import VARIANCE_PREFIX, NoAuxiliary, SymmetrizedModule
 from .rotation_average import RotationAverage
@@ -89,6 +99,11 @@ class Symmetrized(SymmetrizedModule):
         auxiliary (7: 208 rotations)
     :param frame_hypers: overrides of :data:`FRAME_DEFAULTS` (see
         :class:`~pet_mta.wrappers.ecse.frames.FrameHypers`)
+    :raises ValueError: (one line, naming the argument, output or file) a bad
+        argument, a model file that does not load, a backbone the mode would get
+        wrong (local mode: per-system-only outputs, custom inputs, neighbour lists
+        beyond the interaction range) or an auxiliary model that cannot stand in
+        for the backbone (see :mod:`pet_mta.wrappers.ecse.checks`)
     """
 
     __jit_ignored_attributes__ = ["info"]
@@ -105,30 +120,47 @@ class Symmetrized(SymmetrizedModule):
         low_memory: bool = False,
         **frame_hypers: Any,
     ):
-        if mode not in ("whole", "local"):
+        # every argument is checked before anything is loaded or built
+        if mode not in MODES:
             raise ValueError(f"mode must be 'whole' or 'local', got {mode!r}")
+        inversion = flag("inversion", inversion)
+        low_memory = flag("low_memory", low_memory)
         if low_memory and mode != "local":
             raise ValueError("low_memory is available in the local mode only")
+        batch_size = positive_int("batch_size", batch_size)
+        aux_grid = positive_int("aux_grid", aux_grid)
         unknown = set(frame_hypers) - set(FRAME_DEFAULTS)
         if unknown:
             raise ValueError(
                 f"unknown ECSE hyper-parameters {sorted(unknown)}; known ones are "
                 f"{sorted(FRAME_DEFAULTS)} and outer_cutoff"
             )
-        loaded = load_model(backbone)
         options = dict(FRAME_DEFAULTS, **frame_hypers)
+        if outer_cutoff is not None:
+            checked_hypers(outer_cutoff, options)
+        if isinstance(auxiliary, str) and auxiliary != ROTATION_AVERAGE:
+            if not os.path.exists(auxiliary):
+                raise ValueError(
+                    f"auxiliary must be a model, a model file, None or "
+                    f"'{ROTATION_AVERAGE}', got '{auxiliary}'"
+                )
+
+        loaded = load_model(backbone, name="backbone")
+        check_backbone(loaded, mode)
         if outer_cutoff is None:
             outer_cutoff = min(loaded.largest_cutoff or 10.0, 10.0)
-        hypers = FrameHypers(outer_cutoff=outer_cutoff, **options)
+        hypers = checked_hypers(outer_cutoff, options)
 
         aux_loaded = None
+        aux_lists: List[NeighborListOptions] = []
+        aux_inputs: Dict[str, ModelOutput] = {}
         if auxiliary is None:
             aux_module: torch.nn.Module = NoAuxiliary()
             aux_outputs: List[str] = []
             aux_range = 0.0
         elif isinstance(auxiliary, str) and auxiliary == ROTATION_AVERAGE:
             aux_module = RotationAverage(
-                loaded.module, loaded.neighbor_lists, int(aux_grid), batch_size
+                loaded.module, loaded.neighbor_lists, aux_grid, batch_size
             )
             aux_outputs = [
                 name
@@ -136,32 +168,24 @@ class Symmetrized(SymmetrizedModule):
                 if name == "energy" or name.startswith("energy/")
             ]
             aux_range = loaded.interaction_range
-        elif isinstance(auxiliary, str) and not os.path.exists(auxiliary):
-            raise ValueError(
-                f"auxiliary must be a model, a model file, None or "
-                f"'{ROTATION_AVERAGE}', got '{auxiliary}'"
-            )
+            # the backbone itself, on whole rotated structures
+            aux_lists = loaded.neighbor_lists
+            aux_inputs = loaded.inputs
         else:
-            aux_loaded = load_model(auxiliary)
+            aux_loaded = load_model(auxiliary, name="auxiliary")
             aux_module = aux_loaded.module
-            aux_outputs = [
-                name
-                for name in aux_loaded.outputs
-                if name in loaded.outputs
-                and aux_loaded.outputs[name].unit == loaded.outputs[name].unit
-            ]
+            aux_outputs = auxiliary_outputs(aux_loaded, loaded, mode)
             aux_range = aux_loaded.interaction_range
-            if aux_loaded.capabilities.length_unit != loaded.capabilities.length_unit:
-                raise ValueError(
-                    "the auxiliary model must use the backbone's length unit"
-                )
-            if aux_loaded.dtype != loaded.dtype:
-                raise ValueError("the auxiliary model must use the backbone's dtype")
+            aux_lists = aux_loaded.neighbor_lists
+            aux_inputs = aux_loaded.inputs
 
-        if mode == "local" and not math.isfinite(loaded.interaction_range):
-            raise ValueError(
-                "the local mode needs a backbone with a finite interaction_range"
-            )
+        # the engine computes every list and input the wrapped models read: those
+        # of a model loaded from a file are not found by metatomic in its module
+        backbone_lists: List[NeighborListOptions] = []
+        backbone_inputs: Dict[str, ModelOutput] = {}
+        if mode == "whole":
+            backbone_lists = loaded.neighbor_lists
+            backbone_inputs = loaded.inputs
         super().__init__(
             backbone=loaded.module,
             backbone_lists=loaded.neighbor_lists,
@@ -173,6 +197,8 @@ class Symmetrized(SymmetrizedModule):
             cut_out_radius=loaded.interaction_range if mode == "local" else 0.0,
             batch_size=batch_size,
             low_memory=low_memory,
+            engine_lists=merge_neighbor_lists(backbone_lists, aux_lists),
+            engine_inputs=merge_inputs(backbone_inputs, aux_inputs),
         )
         self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
         for name, output in loaded.outputs.items():
