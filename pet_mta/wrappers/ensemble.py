@@ -19,6 +19,7 @@ other members one after another. Neighbour lists are computed once by the engine
 """
 
 import copy
+import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -34,7 +35,14 @@ from metatomic.torch import (
 )
 
 from ..stacked import StackedPET, stack_members
-from .loading import Backbone, ModelLike, load_model
+from .checks import flag, per_atom
+from .loading import (
+    Backbone,
+    ModelLike,
+    load_model,
+    merge_inputs,
+    merge_neighbor_lists,
+)
 
 ENSEMBLE_REFERENCE = (
     "Lakshminarayanan, B., Pritzel, A. & Blundell, C. Simple and scalable "
@@ -289,8 +297,9 @@ class Ensemble(EnsembleModule):
     Members must share the length unit and dtype; outputs are those all members
     declare (features and the members' own uncertainties excepted), in the first
     member's units, plus ``energy_ensemble`` and ``energy_uncertainty`` for every
-    energy output. Energy outputs, ensembles and uncertainties are declared per
-    atom: members must answer per-atom energy requests (every pet_mta model does).
+    energy output. An output (with its ensemble and uncertainty) is declared per
+    atom when every member can give it per atom (every pet_mta model can), per
+    system otherwise (e.g. with a pair potential that only gives total energies).
 
     PET members with the same architecture (hyper-parameters, atomic types,
     targets, dtype) run in one batched pass with stacked weights; the weights are
@@ -300,14 +309,25 @@ class Ensemble(EnsembleModule):
         ``AtomisticModel`` or paths of saved ones
     :param stack: stack the weights of PET members when possible (``False``: always
         one member after another)
+    :raises ValueError: (one line) fewer than two models, a file that does not
+        load (named), members with other length units or dtypes, or with no
+        output or atomic type in common
     """
 
     __jit_ignored_attributes__ = ["info"]
 
     def __init__(self, models: Sequence[ModelLike], stack: bool = True):
-        loaded = [load_model(model) for model in models]
-        if len(loaded) < 2:
+        if isinstance(models, (str, os.PathLike, torch.nn.Module)):
+            raise ValueError(
+                "models must be a list of at least two models, got a single one"
+            )
+        stack = flag("stack", stack)
+        models = list(models)
+        if len(models) < 2:
             raise ValueError("an ensemble needs at least two members")
+        loaded = [
+            load_model(model, name=f"member {i}") for i, model in enumerate(models)
+        ]
         first = loaded[0].capabilities
         for member in loaded[1:]:
             capabilities = member.capabilities
@@ -324,37 +344,34 @@ class Ensemble(EnsembleModule):
         averaged = [
             name
             for name in loaded[0].output_names
-            if averageable(name) and all(name in m.output_names for m in loaded[1:])
+            if averageable(name)
+            and all(name in m.output_names for m in loaded[1:])
+            and all(m.outputs[name].sample_kind in ("system", "atom") for m in loaded)
         ]
         if len(averaged) == 0:
             raise ValueError("ensemble members have no output in common")
+        if len(common_types(loaded)) == 0:
+            raise ValueError("ensemble members have no atomic type in common")
         reference = loaded[0].outputs
         factors: List[Dict[str, float]] = []
-        for member in loaded:
+        for i, member in enumerate(loaded):
             factor: Dict[str, float] = {}
             for name in averaged:
-                unit = member.outputs[name].unit
-                factor[name] = (
-                    1.0
-                    if unit == reference[name].unit
-                    else float(unit_conversion_factor(unit, reference[name].unit))
-                )
-            factors.append(factor)
-        neighbor_lists: List[NeighborListOptions] = []
-        inputs: Dict[str, ModelOutput] = {}
-        for member in loaded:
-            for options in member.neighbor_lists:
-                if not any(options == other for other in neighbor_lists):
-                    neighbor_lists.append(options)
-            for name, request in member.inputs.items():
-                if name in inputs and (
-                    inputs[name].unit != request.unit
-                    or inputs[name].sample_kind != request.sample_kind
-                ):
-                    raise ValueError(
-                        f"ensemble members request the input '{name}' differently"
+                unit, wanted = member.outputs[name].unit, reference[name].unit
+                try:
+                    factor[name] = (
+                        1.0
+                        if unit == wanted
+                        else float(unit_conversion_factor(unit, wanted))
                     )
-                inputs[name] = request
+                except ValueError as error:
+                    raise ValueError(
+                        f"member {i} gives '{name}' in '{unit}', member 0 in "
+                        f"'{wanted}': {error}"
+                    ) from error
+            factors.append(factor)
+        neighbor_lists = merge_neighbor_lists(*[m.neighbor_lists for m in loaded])
+        inputs = merge_inputs(*[m.inputs for m in loaded])
         modules = [m.module for m in loaded]
         stacked = stack_members(modules) if stack else None
         super().__init__(modules, averaged, factors, neighbor_lists, inputs, stacked)
@@ -364,17 +381,21 @@ class Ensemble(EnsembleModule):
     def capabilities(self) -> ModelCapabilities:
         """Shared outputs (mean) plus ``energy_ensemble`` and ``energy_uncertainty``.
 
-        Atomic types common to all members, the largest interaction range, the
-        devices every member supports.
+        Per atom where every member gives the output per atom, per system
+        otherwise; atomic types common to all members, the largest interaction
+        range, the devices every member supports.
         """
         members = self.info.members
         reference = members[0].outputs
         outputs: Dict[str, ModelOutput] = {}
         for name in self.averaged:
             output = reference[name]
+            kind = (
+                "atom" if all(per_atom(m.outputs[name]) for m in members) else "system"
+            )
             outputs[name] = ModelOutput(
                 unit=output.unit,
-                sample_kind="atom" if is_energy(name) else output.sample_kind,
+                sample_kind=kind,
                 description=(
                     f"mean over {self.n_members} ensemble members. "
                     + output.description
@@ -383,22 +404,17 @@ class Ensemble(EnsembleModule):
             if is_energy(name):
                 outputs[derived_name(name, "ensemble")] = ModelOutput(
                     unit=output.unit,
-                    sample_kind="atom",
+                    sample_kind=kind,
                     description=f"'{name}' of every ensemble member",
                 )
                 outputs[derived_name(name, "uncertainty")] = ModelOutput(
                     unit=output.unit,
-                    sample_kind="atom",
+                    sample_kind=kind,
                     description=(
                         f"standard deviation of '{name}' over the ensemble members "
                         "(N - 1 normalisation)"
                     ),
                 )
-        types = set(members[0].capabilities.atomic_types)
-        for member in members[1:]:
-            types &= set(member.capabilities.atomic_types)
-        if len(types) == 0:
-            raise ValueError("ensemble members have no atomic type in common")
         devices = [
             device
             for device in members[0].capabilities.supported_devices
@@ -407,7 +423,7 @@ class Ensemble(EnsembleModule):
         first = members[0].capabilities
         return ModelCapabilities(
             outputs=outputs,
-            atomic_types=sorted(types),
+            atomic_types=common_types(members),
             interaction_range=max(m.interaction_range for m in members),
             length_unit=first.length_unit,
             supported_devices=devices,
@@ -460,6 +476,14 @@ class Ensemble(EnsembleModule):
         ``metatomic.torch.o3.SymmetrizedModel.wrap(model) -> AtomisticModel``.
         """
         return Ensemble(models, stack=stack).export()
+
+
+def common_types(members: List[Backbone]) -> List[int]:
+    """The atomic types every member knows, sorted."""
+    types = set(members[0].capabilities.atomic_types)
+    for member in members[1:]:
+        types &= set(member.capabilities.atomic_types)
+    return sorted(types)
 
 
 class _Info:
