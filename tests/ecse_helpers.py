@@ -154,3 +154,104 @@ class ToyBackbone(torch.nn.Module):
             supported_devices=["cpu"],
             dtype="float64",
         )
+
+
+class PairPotential(torch.nn.Module):
+    """A foreign, exactly invariant Morse pair potential on a *half* neighbour list.
+
+    ``E = sum_pairs eps (e^(-2a(r - r0)) - 2 e^(-a(r - r0))) (1 - r/rc)^2`` (eV,
+    angstrom). ``per_atom=False`` declares and gives the total energy only (each
+    pair split between its atoms otherwise); ``interaction_range`` defaults to the
+    cutoff.
+    """
+
+    def __init__(
+        self,
+        cutoff: float = 4.0,
+        per_atom: bool = False,
+        interaction_range: Optional[float] = None,
+        atomic_types: Optional[List[int]] = None,
+    ):
+        super().__init__()
+        self.options = NeighborListOptions(cutoff=cutoff, full_list=False, strict=True)
+        self.cutoff = cutoff
+        self.per_atom = per_atom
+        self.interaction_range = (
+            cutoff if interaction_range is None else interaction_range
+        )
+        self.atomic_types = [28] if atomic_types is None else list(atomic_types)
+
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        return [self.options]
+
+    def forward(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> Dict[str, TensorMap]:
+        atom_energies: List[torch.Tensor] = []
+        totals: List[torch.Tensor] = []
+        sample_rows: List[torch.Tensor] = []
+        for s, system in enumerate(systems):
+            nl = system.get_neighbor_list(self.options)
+            r = torch.linalg.vector_norm(nl.values.reshape(-1, 3), dim=1)
+            x = torch.exp(-1.5 * (r - 2.5))
+            pair = 0.05 * (x * x - 2.0 * x) * (1.0 - r / self.cutoff) ** 2
+            per_atom = torch.zeros(len(system), dtype=r.dtype)
+            first = nl.samples.column("first_atom").to(torch.long)
+            second = nl.samples.column("second_atom").to(torch.long)
+            per_atom = per_atom.index_add(0, first, 0.5 * pair)
+            per_atom = per_atom.index_add(0, second, 0.5 * pair)
+            atoms = torch.arange(len(system))
+            if selected_atoms is not None:
+                selected = selected_atoms.values
+                atoms = selected[selected[:, 0] == s][:, 1].to(torch.long)
+            atom_energies.append(per_atom[atoms])
+            totals.append(per_atom[atoms].sum().reshape(1))
+            sample_rows.append(
+                torch.stack([torch.full_like(atoms, s), atoms], dim=1).to(torch.int32)
+            )
+        keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32))
+        properties = Labels(["energy"], torch.zeros((1, 1), dtype=torch.int32))
+        result: Dict[str, TensorMap] = {}
+        for name, output in outputs.items():
+            if self.per_atom and output.sample_kind == "atom":
+                values = torch.cat(atom_energies).reshape(-1, 1)
+                samples = Labels(["system", "atom"], torch.cat(sample_rows))
+            else:
+                values = torch.cat(totals).reshape(-1, 1)
+                samples = Labels(
+                    ["system"],
+                    torch.arange(len(systems), dtype=torch.int32).reshape(-1, 1),
+                )
+            result[name] = TensorMap(
+                keys, [TensorBlock(values, samples, [], properties)]
+            )
+        return result
+
+    def capabilities(self) -> ModelCapabilities:
+        return ModelCapabilities(
+            outputs={
+                "energy": ModelOutput(
+                    quantity="energy",
+                    unit="eV",
+                    sample_kind="atom" if self.per_atom else "system",
+                )
+            },
+            atomic_types=self.atomic_types,
+            interaction_range=self.interaction_range,
+            length_unit="angstrom",
+            supported_devices=["cpu"],
+            dtype="float64",
+        )
+
+
+def save_pair_potential(path: str, **options) -> str:
+    """Export a :class:`PairPotential` with metatomic's ``AtomisticModel``."""
+    from metatomic.torch import AtomisticModel, ModelMetadata
+
+    module = PairPotential(**options).eval()
+    model = AtomisticModel(module, ModelMetadata(name="pair"), module.capabilities())
+    model.save(path)
+    return path
