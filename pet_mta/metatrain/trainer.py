@@ -36,6 +36,7 @@ from metatrain.utils.metrics import MAEAccumulator, RMSEAccumulator, get_selecte
 from metatrain.utils.per_atom import average_by_num_atoms
 from metatrain.utils.transfer import batch_to
 
+from ..files import atomic_write
 from ..targets import DIRECT_OUTPUTS
 from . import checkpoints
 from .data import make_loaders
@@ -384,7 +385,12 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 "rng_state": self.rng_state,
             }
         )
-        torch.save(checkpoint, check_file_extension(path, ".ckpt"))
+        # written whole or not at all: `mtt train --restart auto` takes the newest
+        # .ckpt file, which must never be a truncated one
+        atomic_write(
+            check_file_extension(path, ".ckpt"),
+            lambda temporary: torch.save(checkpoint, temporary),
+        )
 
     @classmethod
     def load_checkpoint(

@@ -1,0 +1,44 @@
+"""Checkpoints are written whole or not at all (``mtt train --restart auto`` takes
+the newest ``.ckpt`` file, so a truncated one must never exist)."""
+
+import pytest
+
+pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+
+import torch  # noqa: E402
+from metatrain.utils.data import DatasetInfo  # noqa: E402
+from metatrain.utils.data.target_info import get_energy_target_info  # noqa: E402
+from metatrain_helpers import model_hypers, trainer_hypers  # noqa: E402
+
+from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
+
+
+def _model():
+    target = get_energy_target_info("energy", {"unit": "eV"})
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=[28, 29], targets={"energy": target}
+    )
+    return PETModel(model_hypers(), info)
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = _model()
+    trainer = Trainer(trainer_hypers())
+    path = tmp_path / "model_3.ckpt"
+    trainer.save_checkpoint(model, path)
+    good = path.read_bytes()
+    assert torch.load(path, weights_only=False)["architecture_name"] == "pet_mta"
+
+    original_save = torch.save
+
+    def crash_half_way(obj, file, *args, **kwargs):
+        original_save(obj, file, *args, **kwargs)
+        with open(file, "r+b") as handle:
+            handle.truncate(100)  # a partial file, as after SIGKILL or a full disk
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_checkpoint(model, path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_3.ckpt"]
