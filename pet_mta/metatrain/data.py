@@ -24,6 +24,24 @@ from metatrain.utils.neighbor_lists import (
 )
 from torch.utils.data import DistributedSampler
 
+from ..neighbors import check_finite_geometry
+
+
+def check_geometries(datasets: list, kind: str) -> None:
+    """Refuse NaN or infinite positions or cells in ``datasets`` before any
+    neighbour list is built (vesin would kill the process with SIGFPE).
+
+    :param kind: how the error names the data set, e.g. ``"training"``
+    :raises ValueError: naming the data set and the structure's index in it
+    """
+    for d, dataset in enumerate(datasets):
+        which = f"{kind} set" if len(datasets) == 1 else f"{kind} set {d}"
+        for i in range(len(dataset)):
+            system = dataset[i]._asdict()["system"]
+            check_finite_geometry(
+                system.positions, system.cell, f"structure {i} of the {which}"
+            )
+
 
 def _samplers(
     datasets: list, world_size: int, rank: int, train: bool

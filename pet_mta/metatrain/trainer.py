@@ -39,7 +39,7 @@ from metatrain.utils.transfer import batch_to
 from ..files import atomic_write
 from ..targets import DIRECT_OUTPUTS
 from . import checkpoints
-from .data import make_loaders
+from .data import check_geometries, make_loaders
 from .distributed import init_process_group
 from .documentation import TrainerHypers
 from .finetune import apply_finetune, trainable_parameters
@@ -193,6 +193,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
             )
         model.to(device=device, dtype=dtype)
 
+        check_geometries(train_datasets, "training")
+        check_geometries(val_datasets, "validation")
         names = _target_names(train_datasets, model)
         targets = {name: model.dataset_info.targets[name] for name in names}
         self._fit_normalisation(
