@@ -2,47 +2,49 @@
 before any model is loaded, so a bad one costs nothing and gets a one-line error."""
 
 import argparse
-import math
 import os
+from typing import Any, Callable
 
 from ase.io.formats import string2index
 
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (step counts, batch sizes, grid orders)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from ..wrappers import checks
 
 
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
+def _typed(
+    parse: Callable[[str], Any], check: Callable[[str, Any], Any], expected: str
+) -> Callable[[str], Any]:
+    """An argument type: ``parse`` the text, then ``check`` the value (one of the
+    shared checks of :mod:`pet_mta.wrappers.checks`, so that the command line and the
+    Python API accept the same values)."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {expected}, got '{text}'"
+            ) from None
+        try:
+            return check("value", value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (time steps, cutoffs)."""
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def _non_negative_number(name: str, value: Any) -> float:
+    number = checks.finite_number(name, value)
+    if number < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return number
 
 
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (temperatures, tolerances)."""
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
+positive_int = _typed(int, checks.positive_int, "an integer")
+"""An integer >= 1 (step counts, batch sizes, grid orders)."""
+positive_float = _typed(float, checks.positive_number, "a number")
+"""A finite number > 0 (time steps, cutoffs)."""
+non_negative_float = _typed(float, _non_negative_number, "a number")
+"""A finite number >= 0 (temperatures, tolerances)."""
 
 
 def frame_selection(text: str) -> str:
