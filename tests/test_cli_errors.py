@@ -66,8 +66,8 @@ BAD_CALLS = [
     # md
     (["md", "missing.pt", "labelled.xyz"], "argument model: no such file"),
     (["md", "model.pt", "missing.xyz"], "argument structure: no such file"),
-    (["md", "corrupt.pt", "labelled.xyz"], "cannot load the model '{corrupt.pt}'"),
-    (["md", "labelled.xyz", "labelled.xyz"], "cannot load the model"),
+    (["md", "corrupt.pt", "labelled.xyz"], "cannot load model '{corrupt.pt}'"),
+    (["md", "labelled.xyz", "labelled.xyz"], "cannot load model"),
     (["md", "model.pt", "corrupt.xyz"], "cannot read '{corrupt.xyz}'"),
     (["md", "model.pt", "labelled.xyz", "--steps", "-5"], "argument --steps"),
     (["md", "model.pt", "labelled.xyz", "--steps", "1.5"], "argument --steps"),
@@ -83,7 +83,7 @@ BAD_CALLS = [
     # errors
     (["errors", "model.pt", "bare.xyz"], "'{bare.xyz}': none of the 1 structures"),
     (["errors", "model.pt", "corrupt.xyz"], "cannot read '{corrupt.xyz}'"),
-    (["errors", "corrupt.pt", "labelled.xyz"], "cannot load the model"),
+    (["errors", "corrupt.pt", "labelled.xyz"], "cannot load model"),
     (["errors", "model.pt", "missing.xyz"], "argument data: no such file"),
     (["errors", "model.pt", "labelled.xyz", "--index", "abc"], "argument --index"),
     (["errors", "model.pt", "labelled.xyz", "--index", "5:"], "selects no struct"),
@@ -91,7 +91,7 @@ BAD_CALLS = [
     # ensemble
     (
         ["ensemble", "model.pt", "other.pt", "corrupt.pt", "-o", "out.pt"],
-        "cannot load the model '{corrupt.pt}'",
+        "cannot load model '{corrupt.pt}'",
     ),
     (["ensemble", "model.pt", "-o", "out.pt"], "at least two"),
     (["ensemble", "model.pt", "missing.pt", "-o", "out.pt"], "no such file"),
@@ -117,9 +117,9 @@ BAD_CALLS = [
     ),
     (
         ["symmetrize", "model.pt", "-o", "out.pt", "--auxiliary", "corrupt.pt"],
-        "cannot load the model '{corrupt.pt}'",
+        "cannot load model '{corrupt.pt}'",
     ),
-    (["symmetrize", "corrupt.pt", "-o", "out.pt"], "cannot load the model"),
+    (["symmetrize", "corrupt.pt", "-o", "out.pt"], "cannot load model"),
     (["symmetrize", "model.pt", "-o", "missing-dir/out.pt"], "does not exist"),
 ]
 
@@ -150,7 +150,7 @@ def test_bad_arguments_fail_before_any_work(files, capsys, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("pet_mta.commands.inputs.load_model", no_loading)
+    monkeypatch.setattr("pet_mta.wrappers.loading.load_file", no_loading)
     for argv in (
         ["ensemble", "model.pt", "other.pt", "-o", "missing-dir/out.pt"],
         ["symmetrize", "model.pt", "-o", "out.pt", "--batch-size", "0"],

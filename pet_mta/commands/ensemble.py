@@ -38,9 +38,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..wrappers.ensemble import Ensemble
-    from .inputs import load_model, save_model
+    from ..wrappers.loading import load_file
+    from .inputs import save_model
 
-    members = [load_model(path, args.extensions) for path in args.models]
+    members = [load_file(path, args.extensions) for path in args.models]
     ensemble = Ensemble(members, stack=not args.no_stack)
     save_model(ensemble.export(), args.output)
     outputs = ", ".join(ensemble.capabilities().outputs)

@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from metatomic_ase import MetatomicCalculator
 
     from ..metrics import prediction_errors
-    from .inputs import load_model, read_structures
+    from ..wrappers.loading import load_file
+    from .inputs import read_structures
 
     frames = read_structures(args.data, args.index)
-    calculator = MetatomicCalculator(load_model(args.model), device=args.device)
+    calculator = MetatomicCalculator(load_file(args.model), device=args.device)
     try:
         errors = prediction_errors(frames, calculator)
     except ValueError as error:  # no labels, NaN geometry: name the file

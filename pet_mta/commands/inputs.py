@@ -1,55 +1,37 @@
-"""Models and structures read and written by ``pet-mta`` commands; every failure is a
-one-line ``ValueError`` naming the file."""
+"""Structures read and models written by ``pet-mta`` commands, and errors as one line.
+
+Models are read with :func:`pet_mta.wrappers.loading.load_file` (a one-line
+``ValueError`` naming the file when it does not load).
+"""
 
 import re
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, List, Union
 
 import ase
 
 from ..files import atomic_write
+from ..wrappers.loading import first_line
 
 if TYPE_CHECKING:
     from metatomic.torch import AtomisticModel
 
-# "ValueError: ...", "builtins.RuntimeError: ..." (last line of TorchScript errors)
+# "builtins.ValueError: ..." closes the message of an error raised inside TorchScript
 _EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception): (.+)$")
 
 
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """The gist of ``error`` on one line of at most about ``limit`` characters.
+def one_line(error: BaseException) -> str:
+    """The gist of ``error`` on one line.
 
-    TorchScript errors carry a script traceback and end with the original exception
-    (``builtins.ValueError: ...``): that last line is kept. Long messages are cut
-    after their first sentence.
+    An error raised inside TorchScript (an exported model) carries the script's
+    traceback and ends with the original exception (``builtins.ValueError: ...``):
+    that message is kept. Other errors give their first line
+    (:func:`pet_mta.wrappers.loading.first_line`).
     """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    message = lines[0]
-    for line in reversed(lines):
-        match = _EXCEPTION_LINE.match(line)
+    for line in reversed(str(error).splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
         if match:
-            message = match.group(2)
-            break
-    if len(message) > limit:
-        end = message.find(". ")
-        message = message[: end + 1] if 0 < end < limit else message[:limit] + "..."
-    return message
-
-
-def load_model(path: str, extensions: Optional[str] = None) -> "AtomisticModel":
-    """Load an exported metatomic model.
-
-    :raises ValueError: naming ``path`` when it is not a loadable model
-    """
-    from metatomic.torch import load_atomistic_model
-
-    try:
-        return load_atomistic_model(path, extensions)
-    except Exception as error:
-        raise ValueError(
-            f"cannot load the model '{path}': {one_line(error)}"
-        ) from error
+            return match.group(2)
+    return first_line(error)
 
 
 def read_structures(path: str, index: Union[int, slice, str] = ":") -> List[ase.Atoms]:

@@ -44,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from metatomic_ase import MetatomicCalculator
 
     from ..md import run_nve
-    from .inputs import load_model, read_structures
+    from ..wrappers.loading import load_file
+    from .inputs import read_structures
 
     atoms = read_structures(args.structure, args.index)[0]
-    calculator = MetatomicCalculator(load_model(args.model), device=args.device)
+    calculator = MetatomicCalculator(load_file(args.model), device=args.device)
     print(
         f"NVE: {len(atoms)} atoms, {args.steps} steps of {args.timestep} fs, "
         f"initial T {args.temperature} K"

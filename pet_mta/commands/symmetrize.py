@@ -99,14 +99,15 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..wrappers.ecse import Symmetrized
-    from .inputs import load_model, save_model
+    from ..wrappers.loading import load_file
+    from .inputs import save_model
 
-    model = load_model(args.model, args.extensions)
+    model = load_file(args.model, args.extensions)
     auxiliary = args.auxiliary
     if auxiliary == "none":
         auxiliary = None
     elif auxiliary != ROTATION_AVERAGE:
-        auxiliary = load_model(args.auxiliary, args.extensions)
+        auxiliary = load_file(args.auxiliary, args.extensions)
     frame_hypers = {name: getattr(args, name) for name in FRAME_DEFAULTS}
     wrapped = Symmetrized(
         model,
