@@ -74,10 +74,15 @@ def test_energy_forces_stress_training_stores_baseline_and_scale(tmp_path):
     baseline = model.pet.get_baseline("energy")
     np.testing.assert_allclose([baseline[28], baseline[29]], expected, rtol=1e-6)
 
-    # scale = RMS of the per-atom residual energy
+    # scale = RMS of the per-atom residual energy, or the mean absolute force
+    # component (times 1 Å) when forces are trained and that is larger, as here
     residual = (energies - counts @ expected) / counts.sum(1)
+    forces = np.concatenate([f.arrays["forces"] for f in frames])
+    energy_rms = np.sqrt(np.mean(residual**2))
+    force_mean = np.mean(np.abs(forces))
+    assert force_mean > energy_rms
     scale = float(model.pet.readouts["energy"].scale[0])
-    assert scale == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-6)
+    assert scale == pytest.approx(force_mean, rel=1e-6)
 
     # checkpoints every epoch, readable by metatrain's generic loader
     checkpoint = torch.load(tmp_path / "model_1.ckpt", weights_only=False)
@@ -410,3 +415,12 @@ def test_v1_checkpoint_upgrade_is_exact():
     assert model.pet.layer_species.weight.shape[0] == (len(geometry) - 1) * len(
         model.pet.atomic_types
     )
+
+
+def test_nan_cell_in_training_data_is_refused_before_neighbour_lists(tmp_path):
+    """vesin dies with SIGFPE on a NaN cell: the trainer refuses it first."""
+    frames = emt_frames(4)
+    frames[2].cell[0, 0] = np.nan
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    with pytest.raises(ValueError, match="structure 2 of the training set has a NaN"):
+        _train(model, dataset, tmp_path, num_epochs=1)

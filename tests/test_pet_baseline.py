@@ -30,14 +30,32 @@ def test_recovers_exact_composition_energies():
     assert scale == 1.0  # nothing left to scale
 
 
-def test_scale_matches_per_atom_noise():
+def test_scale_is_the_rms_of_the_per_atom_residual():
     frames = _frames(n=4000, seed=1)
     rng = np.random.default_rng(2)
-    energies = [
-        -2.0 * len(a) + rng.normal(scale=0.1, size=len(a)).sum() for a in frames
-    ]
+    # per-atom energies -2 + noise of standard deviation 0.1
+    energies = [len(a) * (-2.0 + rng.normal(scale=0.1)) for a in frames]
     _, scale = fit_composition(frames, energies, [13, 29])
     assert scale == pytest.approx(0.1, rel=0.05)
+
+
+def test_forces_set_the_scale_when_larger():
+    """Energies trained with forces: the scale is the mean absolute force component
+    times 1 Å when that is larger than the energy residual (so raw outputs change by
+    O(1) per Å)."""
+    frames = _frames(n=400, seed=1)
+    rng = np.random.default_rng(3)
+    energies = [len(a) * (-2.0 + rng.normal(scale=0.01)) for a in frames]
+    forces = [rng.normal(scale=0.5, size=(len(a), 3)) for a in frames]
+    _, energy_only = fit_composition(frames, energies, [13, 29])
+    _, with_forces = fit_composition(frames, energies, [13, 29], forces=forces)
+    assert energy_only == pytest.approx(0.01, rel=0.1)
+    # mean |x| of a normal distribution: sigma * sqrt(2 / pi)
+    assert with_forces == pytest.approx(0.5 * np.sqrt(2 / np.pi), rel=0.05)
+    # small forces leave the energy scale
+    small = [0.001 * f for f in forces]
+    _, with_small = fit_composition(frames, energies, [13, 29], forces=small)
+    assert with_small == energy_only
 
 
 def test_stored_in_model():

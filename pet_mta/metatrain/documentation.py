@@ -138,8 +138,11 @@ class TrainerHypers(TypedDict):
     ``{target: {Z: value}}`` fixes some of them; a path to a composition-model
     checkpoint loads them all. Stored inside the exported model."""
     scale_targets: bool = True
-    """Learn targets divided by their root-mean-square per-atom value (after the
-    baseline); the scale is stored inside the exported model."""
+    """Learn targets divided by a fitted scale, stored inside the exported model:
+    the root-mean-square per-atom value after the baseline, or, for an energy
+    trained with forces, the mean absolute force component times 1 Å when that is
+    larger (otherwise energies drift while forces are fitted on data whose energies
+    per atom vary little, such as molecular clusters)."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it
     (a single number per target; per-species scales are not supported)."""

@@ -2,18 +2,20 @@
 the core model's read-outs (so exported models carry them).
 
 The baseline uses metatrain's composition model (least squares on the atom counts,
-or fixed/loaded values from ``atomic_baseline``); the scale is the root mean square
-of the per-atom residual after the baseline.
+or fixed/loaded values from ``atomic_baseline``); the scale is
+:class:`pet_mta.baseline.ScaleAccumulator`'s: the root mean square of the per-atom
+residual after the baseline, or the mean absolute force component times 1 Å when
+forces are trained and that is larger.
 """
 
 import logging
-import math
 from typing import Dict, List, Union
 
 import torch
 from metatrain.composition import CompositionModel, train_or_load_composition_model
 from metatrain.utils.data import DatasetInfo
 
+from ..baseline import ScaleAccumulator
 from ..model import PET
 
 
@@ -92,13 +94,22 @@ def _per_atom_residuals(
     return [(total / n_atoms).reshape(-1)]
 
 
+def _forces(name: str, sample) -> List[torch.Tensor]:
+    """The force components of ``sample`` for target ``name`` (``-dE/dr``), if the
+    data set has position gradients."""
+    block = sample[name].block()
+    if "positions" not in block.gradients_list():
+        return []
+    return [block.gradient("positions").values.detach().to(torch.float64)]
+
+
 def fit_scales(
     pet: PET,
     dataset_info: DatasetInfo,
     fixed: Union[dict, str],
     train_datasets: list,
 ) -> Dict[str, float]:
-    """Set the scale of every target to the RMS of its per-atom residual.
+    """Set the scale of every target (see the module doc).
 
     :param fixed: ``{target: scale}`` for the targets whose scale is given
     :return: the scale of every target
@@ -119,19 +130,17 @@ def fit_scales(
                 )
             scales[name] = float(value)
             continue
-        squares = 0.0
-        count = 0
+        accumulator = ScaleAccumulator()
         for dataset in train_datasets:
             for i in range(len(dataset)):
                 sample = dataset[i]._asdict()
                 if name not in sample:
                     continue
                 for residual in _per_atom_residuals(pet, name, info.per_atom, sample):
-                    residual = residual[~torch.isnan(residual)]
-                    squares += float((residual**2).sum())
-                    count += residual.numel()
-        scale = math.sqrt(squares / count) if count > 0 else 1.0
-        scales[name] = scale if scale > 1e-12 and math.isfinite(scale) else 1.0
+                    accumulator.add_values(residual.numpy())
+                for forces in _forces(name, sample):
+                    accumulator.add_forces(forces.numpy())
+        scales[name] = accumulator.scale()
     for name, scale in scales.items():
         pet.set_scale(name, scale)
     logging.info(f"target scales: {scales}")
