@@ -23,6 +23,7 @@ COMMANDS = [
     "pet_mta.commands.errors",
     "pet_mta.commands.ensemble",
     "pet_mta.commands.symmetrize",
+    "pet_mta.commands.restart",
 ]
 
 # failures of a command that are the input's fault, reported as one line

@@ -121,6 +121,8 @@ BAD_CALLS = [
     ),
     (["symmetrize", "corrupt.pt", "-o", "out.pt"], "cannot load model"),
     (["symmetrize", "model.pt", "-o", "missing-dir/out.pt"], "does not exist"),
+    (["restart", "missing-dir"], "argument directory: no such directory"),
+    (["restart", "model.pt"], "argument directory: no such directory"),
 ]
 
 

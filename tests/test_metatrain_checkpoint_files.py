@@ -42,3 +42,34 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         trainer.save_checkpoint(model, path)
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_3.ckpt"]
+
+
+def test_restart_command_skips_a_truncated_newest_checkpoint(tmp_path, capsys):
+    import os
+
+    from pet_mta.cli import main
+
+    run = tmp_path / "outputs" / "2026-01-01" / "10-00-00"
+    run.mkdir(parents=True)
+    trainer = Trainer(trainer_hypers())
+    model = _model()
+    good, broken = run / "model_1.ckpt", run / "model_2.ckpt"
+    trainer.save_checkpoint(model, good)
+    trainer.save_checkpoint(model, broken)
+    with open(broken, "r+b") as handle:
+        handle.truncate(200)
+    os.utime(good, (1e9, 1e9))  # the broken one is the newest
+
+    assert main(["restart", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(good)
+    assert f"skipped '{broken}'" in err
+    assert "restarting from the newest one that loads" in err
+
+    good.unlink()
+    assert main(["restart", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1]
+        == f"pet-mta restart: error: no pet_mta checkpoint in '{tmp_path}' loads"
+    )

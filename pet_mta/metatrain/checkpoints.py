@@ -20,7 +20,9 @@ Version history
   upgrade sets them to ``None`` (nothing to compare with).
 """
 
-from typing import Any, Callable, Dict, List
+import glob
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Checkpoint = Dict[str, Any]
 
@@ -100,3 +102,41 @@ def upgrade(
             f"version {version}, while the current {kind} version is {current}."
         )
     return checkpoint
+
+
+def newest_loadable(directory: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+    """The newest pet_mta checkpoint in ``directory`` that loads, to restart from.
+
+    Looks where ``mtt train`` writes them (``outputs/<date>/<time>/*.ckpt``) and in
+    ``directory`` itself, newest first by modification time, and skips files that
+    do not load (truncated by a crash or a full disk) or are not pet_mta's.
+
+    :return: the path (``None`` if none loads) and ``(path, reason)`` of every
+        newer file that was skipped
+    """
+    import torch
+
+    pattern = [
+        os.path.join(directory, "outputs", "*", "*", "*.ckpt"),
+        os.path.join(directory, "*.ckpt"),
+    ]
+    paths = sorted(
+        {path for p in pattern for path in glob.glob(p)},
+        key=os.path.getmtime,
+        reverse=True,
+    )
+    skipped: List[Tuple[str, str]] = []
+    for path in paths:
+        try:
+            checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+        except Exception as error:  # any unreadable file is skipped, with its reason
+            reason = str(error).strip().splitlines()
+            skipped.append((path, reason[0] if reason else type(error).__name__))
+            continue
+        if not isinstance(checkpoint, dict):
+            skipped.append((path, "not a checkpoint"))
+        elif checkpoint.get("architecture_name") != "pet_mta":
+            skipped.append((path, "not a pet_mta checkpoint"))
+        else:
+            return path, skipped
+    return None, skipped
