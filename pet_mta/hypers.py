@@ -10,10 +10,10 @@ of metatrain's PET that pet_mta does not implement (``zbl``, ``long_range``,
 the feature raises a clear error instead of being silently ignored.
 """
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
+
+from .checks import positive_int, positive_number
 
 
 @dataclass(frozen=True)
@@ -166,27 +166,9 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
         raise ValueError("long-range interactions are not implemented in pet_mta")
 
     for name in INTEGER_HYPERS:
-        value = hypers[name]
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(
-                f"hyper-parameter '{name}' must be an integer, got {value!r}"
-            )
-        if value < 1:
-            raise ValueError(
-                f"hyper-parameter '{name}' must be at least 1, got {value}"
-            )
+        hypers[name] = positive_int(f"hyper-parameter '{name}'", hypers[name])
     for name in POSITIVE_REAL_HYPERS:
-        value = hypers[name]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Real)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ValueError(
-                f"hyper-parameter '{name}' must be a positive finite number, "
-                f"got {value!r}"
-            )
+        hypers[name] = positive_number(f"hyper-parameter '{name}'", hypers[name])
     if hypers["cutoff_width"] > hypers["cutoff"]:
         raise ValueError(
             f"hyper-parameter 'cutoff_width' ({hypers['cutoff_width']}) must not "

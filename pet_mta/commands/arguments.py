@@ -7,14 +7,14 @@ from typing import Any, Callable
 
 from ase.io.formats import string2index
 
-from ..wrappers import checks
+from .. import checks
 
 
 def _typed(
     parse: Callable[[str], Any], check: Callable[[str, Any], Any], expected: str
 ) -> Callable[[str], Any]:
     """An argument type: ``parse`` the text, then ``check`` the value (one of the
-    shared checks of :mod:`pet_mta.wrappers.checks`, so that the command line and the
+    shared checks of :mod:`pet_mta.checks`, so that the command line and the
     Python API accept the same values)."""
 
     def convert(text: str) -> Any:

@@ -34,8 +34,8 @@ from metatomic.torch import (
     unit_conversion_factor,
 )
 
+from ..checks import flag, per_atom
 from ..stacked import StackedPET, stack_members
-from .checks import flag, per_atom
 from .loading import (
     Backbone,
     ModelLike,

@@ -9,7 +9,7 @@ wrapper that would fail or be wrong at evaluation time is ever saved.
 import math
 from typing import Any, Dict, List
 
-from ..checks import finite_number, non_negative_int, per_atom, positive_number
+from ...checks import finite_number, non_negative_int, per_atom, positive_number
 from ..loading import Backbone
 from .frames import FrameHypers
 

@@ -14,7 +14,7 @@ from metatomic.torch import (
     NeighborListOptions,
 )
 
-from ..checks import flag, positive_int
+from ...checks import flag, positive_int
 from ..loading import (
     Backbone,
     ModelLike,

@@ -1,4 +1,4 @@
-"""Argument checks shared by the wrappers.
+"""Argument checks shared by the model, the wrappers and the command line.
 
 Every check raises a one-line ``ValueError`` that names the argument and the value
 it got, and returns the value in its plain Python type. Wrappers run them before
