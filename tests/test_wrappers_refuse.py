@@ -170,3 +170,13 @@ def test_ensemble_members_with_unconvertible_units():
         lambda: Ensemble([first, other]),
         "member 1 gives 'mtt::x' in 'angstrom', member 0 in 'eV'",
     )
+
+
+def test_every_rotation_grid_order_gives_a_grid():
+    """Orders without a tabulated Lebedev rule (even ones) take the next one up."""
+    from pet_mta.wrappers.ecse.rotation_average import rotation_grid
+
+    for order in (4, 6, 7):
+        rotations, weights = rotation_grid(order)
+        assert abs(float(weights.sum()) - 1.0) < 1e-12
+        assert rotations.shape[1:] == (3, 3)

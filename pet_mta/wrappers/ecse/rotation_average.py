@@ -38,7 +38,7 @@ def rotation_grid(order: int) -> Tuple[torch.Tensor, torch.Tensor]:
         try:
             nodes, sphere_weights = lebedev_rule(degree)
             break
-        except ValueError:
+        except (ValueError, NotImplementedError):  # scipy: degree not tabulated
             degree += 1
             if degree > 131:
                 raise ValueError(f"no Lebedev rule of degree >= {order}") from None
