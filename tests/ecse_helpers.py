@@ -32,20 +32,40 @@ def make_systems(atoms: ase.Atoms, model, dtype=torch.float64) -> List[System]:
     return add_neighbor_lists([system], model)
 
 
+def strained_systems(atoms: ase.Atoms, model, dtype=torch.float64):
+    """``[system]``, positions and strain as the engines build them (metatomic-ase,
+    LAMMPS): positions and cell both multiplied by ``1 + strain``, so that
+    ``-dE/dstrain`` is the full virial ``sum_i r_i (x) F_i - h^T dE/dh``."""
+    positions = torch.tensor(atoms.positions, dtype=dtype, requires_grad=True)
+    strain = torch.zeros((3, 3), dtype=dtype, requires_grad=True)
+    deformation = torch.eye(3, dtype=dtype) + strain
+    cell = torch.tensor(atoms.cell.array * atoms.pbc[:, None], dtype=dtype)
+    system = System(
+        types=torch.tensor(atoms.numbers, dtype=torch.int32),
+        positions=positions @ deformation,
+        cell=cell @ deformation,
+        pbc=torch.tensor(atoms.pbc),
+    )
+    return add_neighbor_lists([system], model), positions, strain
+
+
 def evaluate(model, atoms: ase.Atoms, outputs=("energy",), dtype=torch.float64):
-    """Energy (and other per-system outputs), forces and (if periodic) stress."""
-    systems = make_systems(atoms, model, dtype)
+    """Energy (and other per-system outputs), forces and, if periodic, the virial
+    ``-dE/dstrain`` (eV) and, if fully periodic, the stress ``dE/dstrain / V``
+    (eV/Å^3, ASE's sign)."""
+    systems, positions, strain = strained_systems(atoms, model, dtype)
     requests = {name: ModelOutput(sample_kind="system") for name in outputs}
     result = model(systems, requests, None)
     energy = result["energy"].block().values.sum()
-    inputs = [systems[0].positions]
-    if atoms.pbc.any():
-        inputs.append(systems[0].cell)
+    periodic = bool(atoms.pbc.any())
+    inputs = [positions, strain] if periodic else [positions]
     grads = torch.autograd.grad(energy, inputs)
     values = {name: result[name].block().values.detach().numpy()[0] for name in outputs}
     values["forces"] = -grads[0].numpy()
-    if atoms.pbc.any():
-        values["virial"] = -(grads[1].T @ systems[0].cell.detach()).numpy()
+    if periodic:
+        values["virial"] = -grads[1].numpy()
+    if atoms.pbc.all():
+        values["stress"] = grads[1].numpy() / atoms.get_volume()
     return values
 
 
