@@ -58,20 +58,38 @@ def test_forces_set_the_scale_when_larger():
     assert with_small == energy_only
 
 
+def _least_squares(frames, energies):
+    """Baseline ``{13: b_Al, 29: b_Cu}`` and the RMS per-atom residual, from numpy's
+    least squares on the species counts (independent of ``fit_composition``)."""
+    counts = np.array([[np.sum(a.numbers == z) for z in (13, 29)] for a in frames])
+    weights = np.linalg.lstsq(counts, np.asarray(energies), rcond=None)[0]
+    per_atom = (energies - counts @ weights) / counts.sum(axis=1)
+    return dict(zip((13, 29), weights)), np.sqrt(np.mean(per_atom**2))
+
+
 def test_stored_in_model():
     model = tiny_pet(atomic_types=[13, 29])
     frames = _frames()
+    rng = np.random.default_rng(4)
+    energies = []
     for atoms in frames:
-        energy = -1.0 * (atoms.numbers == 13).sum() - 2.0 * (atoms.numbers == 29).sum()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy + 0.01)
-    baseline, scale = fit_energy_baseline(model, frames)
-    assert model.get_baseline("energy") == pytest.approx(baseline)
-    isolated = compute_properties(model, ase.Atoms("Cu"), forces=False, stress=False)
+        n_al = (atoms.numbers == 13).sum()
+        energy = -1.0 * n_al - 2.0 * (len(atoms) - n_al) + rng.normal(scale=0.05)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        energies.append(energy)
+    expected, scale = _least_squares(frames, energies)
+    assert scale > 1e-3, "the composition must not explain the data exactly"
+    fit_energy_baseline(model, frames)
+    assert model.get_baseline("energy") == pytest.approx(expected, rel=1e-6)
+    # predictions: scale x raw network output + per-species baseline
     raw = tiny_pet(atomic_types=[13, 29])
-    raw_isolated = compute_properties(raw, ase.Atoms("Cu"), forces=False, stress=False)
-    assert isolated["energy"] == pytest.approx(
-        scale * raw_isolated["energy"] + baseline[29], abs=1e-10
-    )
+    for atoms in (ase.Atoms("Cu"), frames[0]):
+        energy = compute_properties(model, atoms, forces=False, stress=False)
+        raw_energy = compute_properties(raw, atoms, forces=False, stress=False)
+        offset = sum(expected[int(z)] for z in atoms.numbers)
+        assert energy["energy"] == pytest.approx(
+            scale * raw_energy["energy"] + offset, rel=1e-6
+        )
 
 
 def test_unknown_species_in_data():
