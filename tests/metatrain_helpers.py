@@ -124,3 +124,78 @@ def model_hypers(**overrides) -> Dict[str, Any]:
     hypers.update(TINY_MODEL)
     hypers.update(overrides)
     return hypers
+
+
+def reference_structures():
+    """Three small fixed H/C/N/O structures (the elements of the checkpoints in
+    ``tests/checkpoints``): two molecules and a periodic triclinic cell, as
+    ``{"numbers", "positions", "cell", "pbc"}`` dicts of plain lists."""
+    import ase.build
+
+    acetamide = ase.build.molecule("CH3CONH2")
+    acetamide.rattle(0.05, seed=1)
+    ethanol = ase.build.molecule("CH3CH2OH")
+    ethanol.rattle(0.05, seed=2)
+    crystal = ase.build.molecule("CH3CONH2")
+    crystal.set_cell([[5.0, 0.0, 0.0], [0.4, 5.2, 0.0], [-0.3, 0.5, 4.8]])
+    crystal.center()
+    crystal.pbc = True
+    crystal.rattle(0.05, seed=3)
+    return [
+        {
+            "numbers": atoms.numbers.tolist(),
+            "positions": atoms.positions.tolist(),
+            "cell": atoms.cell.array.tolist(),
+            "pbc": atoms.pbc.tolist(),
+        }
+        for atoms in (acetamide, ethanol, crystal)
+    ]
+
+
+def checkpoint_predictions(model, structures):
+    """Energy, forces and (periodic structures) stress of a metatrain model.
+
+    The model runs in float64. Only metatomic, metatrain's neighbour lists and the
+    metatrain model interface (``requested_neighbor_lists``, ``forward``) are used,
+    so that the code of any pet_mta version evaluates the same way: this is how
+    ``tests/checkpoints/reference_outputs.json`` was computed, with the code that
+    wrote each checkpoint (``tests/checkpoints/make_reference_outputs.py``).
+
+    :return: one ``{"energy", "forces", "stress"}`` dict per structure (eV, eV/Å,
+        eV/Å³; ``stress`` is ``None`` without a cell)
+    """
+    import torch
+    from metatomic.torch import ModelOutput, System
+    from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists
+
+    model = model.to(torch.float64).eval()
+    results = []
+    for structure in structures:
+        positions = torch.tensor(structure["positions"], dtype=torch.float64)
+        positions.requires_grad_(True)
+        cell = torch.tensor(structure["cell"], dtype=torch.float64)
+        pbc = torch.tensor(structure["pbc"])
+        strain = torch.zeros((3, 3), dtype=torch.float64, requires_grad=True)
+        deform = torch.eye(3, dtype=torch.float64) + strain
+        system = System(
+            types=torch.tensor(structure["numbers"], dtype=torch.int32),
+            positions=positions @ deform,
+            cell=cell @ deform,
+            pbc=pbc,
+        )
+        system = get_system_with_neighbor_lists(
+            system, model.requested_neighbor_lists()
+        )
+        outputs = {"energy": ModelOutput(unit="eV", sample_kind="system")}
+        energy = model([system], outputs)["energy"].block().values.sum()
+        forces, virial = torch.autograd.grad(energy, [positions, strain])
+        periodic = bool(pbc.all())
+        volume = abs(float(torch.det(cell))) if periodic else 0.0
+        results.append(
+            {
+                "energy": float(energy.detach()),
+                "forces": (-forces).tolist(),
+                "stress": (virial / volume).tolist() if periodic else None,
+            }
+        )
+    return results

@@ -3,6 +3,9 @@ fine-tuning, checkpoints. Tiny models and EMT data; the CLI is tested in
 ``test_metatrain_cli.py``."""
 
 import copy
+import gzip
+import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain.utils.io import model_from_checkpoint, trainer_from_checkpoint  # noqa: E402
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
+    checkpoint_predictions,
     emt_frames,
     energy_target,
     load_dataset,
@@ -390,31 +394,51 @@ def test_warmup_then_cosine_schedule():
     assert rates[-1] < 1e-3
 
 
-def test_v1_checkpoint_upgrade_is_exact():
-    """Version 1 divided edge lengths by the cutoff before the geometry embedding
-    (the upgrade moves that factor into the weights); version 3 added per-layer
-    species embeddings (zeros): upgraded models predict the same numbers."""
-    import gzip
-    from pathlib import Path
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
+REFERENCE = json.loads((CHECKPOINTS / "reference_outputs.json").read_text())
 
-    path = Path(__file__).parent / "checkpoints" / "model-v1_trainer-v1.ckpt.gz"
-    with gzip.open(path, "rb") as fd:
-        old = torch.load(fd, weights_only=False)
-    upgraded = PETModel.upgrade_checkpoint(copy.deepcopy(old))
-    assert upgraded["model_ckpt_version"] == PETModel.__checkpoint_version__
-    cutoff = old["model_data"]["model_hypers"]["cutoff"]
-    geometry = [k for k in old["model_state_dict"] if "tokenizer.geometry.weight" in k]
-    assert len(geometry) == old["model_data"]["model_hypers"]["num_gnn_layers"]
-    for name, value in old["model_state_dict"].items():
-        expected = value / cutoff if name in geometry else value
-        torch.testing.assert_close(upgraded["model_state_dict"][name], expected)
-    # version 3: per-layer neighbour species embeddings, added as zeros
-    (species,) = [k for k in upgraded["model_state_dict"] if "layer_species" in k]
-    assert not torch.any(upgraded["model_state_dict"][species])
-    model = PETModel.load_checkpoint(upgraded, context="export")
-    assert model.pet.layer_species.weight.shape[0] == (len(geometry) - 1) * len(
-        model.pet.atomic_types
-    )
+
+def test_every_checkpoint_has_reference_outputs():
+    files = {p.relative_to(CHECKPOINTS).as_posix() for p in CHECKPOINTS.rglob("*.gz")}
+    assert files == set(REFERENCE["checkpoints"])
+    versions = {e["model_ckpt_version"] for e in REFERENCE["checkpoints"].values()}
+    assert versions == set(range(1, PETModel.__checkpoint_version__ + 1))
+
+
+@pytest.mark.parametrize("context", ["restart", "export"])
+@pytest.mark.parametrize("name", sorted(REFERENCE["checkpoints"]))
+def test_upgraded_checkpoints_predict_as_before(name, context):
+    """Every stored checkpoint, upgraded by metatrain's loader, predicts the energies,
+    forces and stresses that the code which wrote it predicted (computed by
+    ``checkpoints/make_reference_outputs.py`` with that commit's code).
+
+    Version 1 divided edge lengths by the cutoff before the geometry embedding (the
+    upgrade moves that factor into the weights), version 3 added per-layer species
+    embeddings (zeros); ``two_layers/`` has two message-passing layers, so that the
+    per-layer parts count. Float64 evaluation: what may differ is the float32
+    rounding of the weights divided by the cutoff (relative 6e-8) and the order of
+    sums; seen: 3e-14 eV, 7e-15 eV/Å. Not dividing by the cutoff changes the
+    one-layer v1 model by 1e-5 eV and 9e-6 eV/Å, hence the 1e-9 tolerances.
+    """
+    entry = REFERENCE["checkpoints"][name]
+    with gzip.open(CHECKPOINTS / name, "rb") as fd:
+        checkpoint = torch.load(fd, weights_only=False)
+    assert checkpoint["model_ckpt_version"] == entry["model_ckpt_version"]
+    model = model_from_checkpoint(checkpoint, context=context)
+    assert isinstance(model, PETModel)
+
+    predictions = checkpoint_predictions(model, REFERENCE["structures"])
+    assert len(predictions) == len(entry["predictions"]) == 3
+    for got, expected in zip(predictions, entry["predictions"]):
+        assert got["energy"] == pytest.approx(expected["energy"], rel=0, abs=1e-9)
+        assert np.abs(expected["forces"]).max() > 1e-4
+        np.testing.assert_allclose(got["forces"], expected["forces"], rtol=0, atol=1e-9)
+        if expected["stress"] is None:
+            assert got["stress"] is None
+        else:
+            np.testing.assert_allclose(
+                got["stress"], expected["stress"], rtol=0, atol=1e-10
+            )
 
 
 def test_nan_cell_in_training_data_is_refused_before_neighbour_lists(tmp_path):
