@@ -1,16 +1,12 @@
 """pet_mta as a metatrain architecture (optional: needs ``pip install pet-mta[train]``).
 
-metatrain imports this package as ``metatrain.pet_mta`` through the bridge module
-``_pet_mta_metatrain_bridge`` (installed with pet_mta), so ``name: pet_mta`` in an
+Installing pet_mta puts a re-export of this package into metatrain's own package
+(``metatrain/pet_mta/``, from ``adapter/``), so ``name: pet_mta`` in an
 ``mtt train`` options file selects it.
 """
 
-import _pet_mta_metatrain_bridge
-
 from .model import PETModel
 from .trainer import Trainer
-
-_pet_mta_metatrain_bridge.install()
 
 __model__ = PETModel
 __trainer__ = Trainer
