@@ -14,6 +14,7 @@ pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from metatomic.torch import ModelOutput  # noqa: E402
+from metatomic_ase import MetatomicCalculator  # noqa: E402
 from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain.utils.io import model_from_checkpoint, trainer_from_checkpoint  # noqa: E402
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
@@ -30,6 +31,8 @@ from metatrain_helpers import (  # noqa: E402
 from pet_mta import PET  # noqa: E402
 from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
 from pet_mta.metatrain import checkpoints as ckpt_versions  # noqa: E402
+from pet_mta.metatrain import trainer as trainer_module  # noqa: E402
+from pet_mta.metatrain.trainer import make_optimizer  # noqa: E402
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
 
 
@@ -61,8 +64,8 @@ def _energies_forces(pet, frames):
     systems = systems_from_ase(frames, pet, positions_requires_grad=True)
     energy = pet(systems, {"energy": ModelOutput(sample_kind="system")})["energy"]
     energy = energy.block().values
-    forces = torch.autograd.grad(energy.sum(), [s.positions for s in systems])
-    return energy.detach(), torch.cat(forces)
+    gradients = torch.autograd.grad(energy.sum(), [s.positions for s in systems])
+    return energy.detach(), -torch.cat(gradients)
 
 
 def test_energy_forces_stress_training_stores_baseline_and_scale(tmp_path):
@@ -94,17 +97,26 @@ def test_energy_forces_stress_training_stores_baseline_and_scale(tmp_path):
     assert checkpoint["model_ckpt_version"] == PETModel.__checkpoint_version__
     assert checkpoint["trainer_ckpt_version"] == Trainer.__checkpoint_version__
     assert checkpoint["epoch"] == 1
-    loaded = model_from_checkpoint(checkpoint, context="export")
+    # the latest weights (restart) are those of the model trained here
+    loaded = model_from_checkpoint(checkpoint, context="restart")
     assert isinstance(loaded, PETModel)
 
-    # the exported model is the core PET, with the same predictions
+    # exported (the core PET), saved, and loaded back as TorchScript by the ASE
+    # calculator: the predictions of the model trained in memory
     exported = loaded.export()
     assert isinstance(exported.module, PET)
-    loaded.eval()
-    e_model, f_model = _energies_forces(loaded.pet, frames[:3])
-    e_export, f_export = _energies_forces(exported.module, frames[:3])
-    torch.testing.assert_close(e_model, e_export)
-    torch.testing.assert_close(f_model, f_export)
+    exported.save(str(tmp_path / "exported.pt"))
+    model.eval()
+    e_model, f_model = _energies_forces(model.pet, frames[:3])
+    for i, atoms in enumerate(frames[:3]):
+        atoms = atoms.copy()
+        atoms.calc = MetatomicCalculator(str(tmp_path / "exported.pt"), device="cpu")
+        assert atoms.get_potential_energy() == pytest.approx(
+            float(e_model[i, 0]), rel=0, abs=1e-10
+        )
+        np.testing.assert_allclose(
+            atoms.get_forces(), f_model[8 * i : 8 * (i + 1)], rtol=0, atol=1e-10
+        )
 
 
 def test_training_reduces_force_error(tmp_path):
@@ -119,8 +131,8 @@ def test_training_reduces_force_error(tmp_path):
     _, before = _energies_forces(model.pet, frames)
     _train(model, dataset, tmp_path, num_epochs=25, learning_rate=1e-2)
     _, after = _energies_forces(model.pet, frames)
-    error_before = (-before - forces).abs().mean()
-    error_after = (-after - forces).abs().mean()
+    error_before = (before - forces).abs().mean()
+    error_after = (after - forces).abs().mean()
     assert error_after < 0.7 * error_before
 
 
@@ -240,10 +252,10 @@ def test_restart_continues_exactly(tmp_path):
         checkpoint_dir=str(tmp_path / "b"),
     )
     assert trainer.epoch == 2
-    for (name, a), (_, b) in zip(
-        straight.state_dict().items(), model.state_dict().items()
-    ):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+    expected, restarted = straight.state_dict(), model.state_dict()
+    assert restarted.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(restarted[name], value, rtol=0, atol=1e-12, msg=name)
 
 
 def test_restarted_model_forces_match(tmp_path):
@@ -312,6 +324,90 @@ def test_finetune_heads_with_new_target(tmp_path):
     assert model.pet.get_baseline("mtt::charge")[29] != 0.0
 
 
+def _pretrained(tmp_path, frames):
+    """A model trained for one epoch on ``frames`` and its checkpoint path."""
+    dataset, model = _setup(tmp_path, frames, energy_target)
+    trainer = _train(model, dataset, tmp_path, num_epochs=1)
+    path = tmp_path / "pretrained.ckpt"
+    trainer.save_checkpoint(model, path)
+    return model, str(path)
+
+
+def test_full_finetuning_trains_every_weight(tmp_path):
+    """``method: full`` starts from the pretrained weights and trains all of them
+    (backbone and heads); the baseline and scale of the energy are kept."""
+    pretrained, path = _pretrained(tmp_path, emt_frames(8))
+    before = {k: v.clone() for k, v in pretrained.pet.state_dict().items()}
+
+    ft_path = write_frames(tmp_path / "ft.xyz", emt_frames(8, seed=7))
+    ft_dataset, infos = load_dataset(ft_path, energy_target(ft_path))
+    checkpoint = torch.load(path, weights_only=False)
+    model = model_from_checkpoint(checkpoint, context="finetune")
+    model = model.restart(DatasetInfo("angstrom", [28, 29], infos))
+    start = model.pet.state_dict()
+    assert start.keys() == before.keys()
+    for name, value in before.items():
+        torch.testing.assert_close(start[name], value, rtol=0, atol=0, msg=name)
+
+    finetune = {"read_from": path, "method": "full", "config": {}}
+    _train(model, ft_dataset, tmp_path, num_epochs=1, finetune=finetune)
+    after = model.pet.state_dict()
+    weights = [n for n, p in model.pet.named_parameters() if p.numel() > 0]
+    assert any(not n.startswith("readouts.") for n in weights)
+    unchanged = [n for n in weights if torch.equal(after[n], before[n])]
+    assert unchanged == []
+    for name in ("readouts.energy.baseline", "readouts.energy.scale"):
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
+
+
+def test_inherit_heads_copies_the_source_heads(tmp_path):
+    """``inherit_heads: {new: old}``: the heads of a new target start as a copy of
+    those of ``old``; its baseline and scale are fitted on its own data."""
+    frames = emt_frames(8)
+    pretrained, path = _pretrained(tmp_path, frames)
+    for atoms in frames:
+        atoms.info["energy2"] = 2.0 * atoms.info["energy"]
+    ft_path = write_frames(tmp_path / "ft.xyz", frames)
+    targets = energy_target(ft_path)
+    targets["mtt::energy2"] = {
+        "read_from": ft_path,
+        "key": "energy2",
+        "quantity": "energy",
+        "unit": "eV",
+        "forces": False,
+        "stress": False,
+    }
+    ft_dataset, infos = load_dataset(ft_path, targets)
+    checkpoint = torch.load(path, weights_only=False)
+    model = model_from_checkpoint(checkpoint, context="finetune")
+    model = model.restart(DatasetInfo("angstrom", [28, 29], infos))
+    source = {
+        k: v.clone()
+        for k, v in model.pet.readouts["energy"].state_dict().items()
+        if k not in ("baseline", "scale")
+    }
+    fresh = model.pet.readouts["mtt::energy2"].state_dict()
+    assert fresh.keys() >= source.keys()
+    assert any(not torch.equal(fresh[k], v) for k, v in source.items())
+
+    finetune = {
+        "read_from": path,
+        "method": "heads",
+        "config": {},
+        "inherit_heads": {"mtt::energy2": "energy"},
+    }
+    # no epoch: what the fine-tuning starts from (heads copied, normalisation fitted)
+    _train(model, ft_dataset, tmp_path, num_epochs=0, finetune=finetune)
+    inherited = model.pet.readouts["mtt::energy2"].state_dict()
+    assert inherited.keys() == fresh.keys()
+    for name, value in source.items():
+        torch.testing.assert_close(inherited[name], value, rtol=0, atol=0, msg=name)
+    baseline = model.pet.get_baseline("energy")
+    baseline2 = model.pet.get_baseline("mtt::energy2")
+    for z in (28, 29):
+        assert baseline2[z] == pytest.approx(2 * baseline[z], rel=1e-6)
+
+
 def test_lora_finetuning_is_refused(tmp_path):
     frames = emt_frames(4)
     dataset, model = _setup(tmp_path, frames, energy_target)
@@ -366,13 +462,35 @@ def test_exported_capabilities_allow_per_atom_energies(tmp_path):
     assert per_atom.block().values.shape == (8, 1)
 
 
-def test_adamw_when_weight_decay_is_set(tmp_path):
+def test_adamw_when_weight_decay_is_set(tmp_path, monkeypatch):
+    made = []
+
+    def spy(parameters, hypers):
+        made.append(make_optimizer(parameters, hypers))
+        return made[-1]
+
+    monkeypatch.setattr(trainer_module, "make_optimizer", spy)
     frames = emt_frames(4)
     dataset, model = _setup(tmp_path, frames, energy_target)
     trainer = _train(model, dataset, tmp_path, num_epochs=1, weight_decay=0.01)
+    (optimizer,) = made
+    assert type(optimizer) is torch.optim.AdamW  # not Adam + L2 penalty
     group = trainer.optimizer_state_dict["param_groups"][0]
     assert group["weight_decay"] == 0.01
-    assert group.get("decoupled_weight_decay", True)  # AdamW, not Adam + L2
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_weight_decay_is_decoupled(weight_decay):
+    """With a zero gradient, decoupled decay shrinks a weight by lr * decay
+    (AdamW); an L2 penalty would go through Adam's normalisation and move it by
+    lr; without decay it does not move."""
+    parameter = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    hypers = {"learning_rate": 0.1, "weight_decay": weight_decay}
+    optimizer = make_optimizer([parameter], hypers)
+    parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    expected = 2.0 if weight_decay is None else 2.0 * (1 - 0.1 * weight_decay)
+    assert float(parameter.detach()) == pytest.approx(expected, rel=1e-12)
 
 
 def test_warmup_then_cosine_schedule():
