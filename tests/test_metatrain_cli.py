@@ -25,6 +25,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 METATRAIN_TESTS = Path(metatrain.__file__).parent / "llpr" / "tests"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TESTS = Path(__file__).parent
 
 
 def run(args, cwd, timeout=600):
@@ -39,39 +40,9 @@ def run(args, cwd, timeout=600):
 def test_metatrain_finds_pet_mta_through_its_own_discovery():
     """The installed adapter ``metatrain/pet_mta/`` is a real folder of metatrain's
     package: every helper that walks the architectures sees pet_mta, whatever was
-    imported first, and nothing of ours sits in the import system."""
-    code = (
-        "import sys\n"
-        "import metatrain.utils.io as io  # metatrain before pet_mta\n"
-        "from metatrain import PACKAGE_ROOT\n"
-        "from metatrain.utils.architectures import (find_all_architectures,\n"
-        "    get_architecture_path, preload_documentation_module,\n"
-        "    check_architecture_options, get_default_hypers, import_architecture)\n"
-        "from metatrain.utils.pydantic import get_train_json_schema\n"
-        "assert 'pet_mta' not in sys.modules\n"
-        "assert 'pet_mta' in find_all_architectures()\n"
-        "assert 'pet_mta' in io.find_all_architectures()\n"
-        "path = get_architecture_path('pet_mta')\n"
-        "assert path == PACKAGE_ROOT / 'pet_mta', path\n"
-        "assert (path / '__init__.py').is_file()\n"
-        "assert (path / 'documentation.py').is_file()\n"
-        "doc = preload_documentation_module('pet_mta')\n"
-        "import pet_mta.metatrain as real\n"
-        "import pet_mta.metatrain.documentation as real_doc\n"
-        "assert doc.ModelHypers is real_doc.ModelHypers\n"
-        "assert doc.TrainerHypers is real_doc.TrainerHypers\n"
-        "assert doc.__doc__ == real_doc.__doc__\n"
-        "check_architecture_options(name='pet_mta',\n"
-        "    options=get_default_hypers('pet_mta'))\n"
-        "assert 'pet_mtaArchitecture' in str(get_train_json_schema(True))\n"
-        "module = import_architecture('pet_mta')\n"
-        "assert module.__name__ == 'metatrain.pet_mta'\n"
-        "assert module.__model__ is real.PETModel\n"
-        "assert module.__trainer__ is real.Trainer\n"
-        "ours = [f for f in sys.meta_path if 'pet_mta' in type(f).__module__]\n"
-        "assert not ours, ours\n"
-    )
-    run([sys.executable, "-c", code], cwd=".")
+    imported first (checks in metatrain_discovery.py, shared with the fresh-install
+    test)."""
+    run([sys.executable, str(TESTS / "metatrain_discovery.py")], cwd=".")
 
 
 def test_core_imports_without_metatrain():

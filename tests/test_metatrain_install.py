@@ -1,12 +1,16 @@
-"""The metatrain bridge survives real installs: a wheel and an editable install of
-pet_mta into a fresh virtual environment, then ``mtt train`` with ``pet_mta``.
+"""metatrain finds pet_mta after real installs: a wheel and an editable install of
+pet_mta into a fresh virtual environment, then metatrain's own discovery helpers
+(metatrain_discovery.py), ``mtt train`` with ``name: pet_mta``, and an uninstall.
 
-The fresh environment gets the other dependencies (torch, metatrain, ...) as a
-plain path entry pointing to this environment's site-packages: ``.pth`` files of
-that folder are *not* processed, so pet_mta (and its bridge) come only from the
-install under test. Slow (builds and a subprocess training run).
+Installing pet_mta puts its adapter into metatrain's package folder, so the fresh
+environment gets its own metatrain (installed there with pip, without
+dependencies). The other dependencies (torch, metatensor, omegaconf, ...) come from
+this environment's site-packages through a plain path entry: ``.pth`` files of that
+folder are *not* processed, so pet_mta comes only from the install under test.
+Slow (builds, a package download on the first run, a subprocess training run).
 """
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -18,11 +22,14 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+pytest.importorskip("hatchling", reason="builds pet_mta without build isolation")
 
 import yaml  # noqa: E402
 from metatrain_helpers import TINY_MODEL, emt_frames, write_frames  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
+TESTS = Path(__file__).parent
+ADAPTER = ("metatrain", "pet_mta")
 
 
 def _sh(args, cwd, env=None):
@@ -51,10 +58,16 @@ def test_fresh_environment(tmp_path, mode):
     )
     (target_site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"])
 
+    # --force-reinstall: the dependencies path entry also shows this environment's
+    # metatrain (whose folder holds *its* pet_mta adapter) and pet_mta
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+    pip += ["--no-deps", "--force-reinstall"]
+    metatrain_version = importlib.metadata.version("metatrain")
+    _sh(pip + [f"metatrain=={metatrain_version}"], cwd=tmp_path)
+
     if mode == "wheel":
-        # build from a pristine copy: a build/ folder left by an earlier editable
-        # install must not decide what goes into the wheel
+        # build from a pristine copy: nothing left in the checkout by an earlier
+        # build may decide what goes into the wheel
         source = tmp_path / "source"
         shutil.copytree(
             ROOT,
@@ -69,23 +82,38 @@ def test_fresh_environment(tmp_path, mode):
             cwd=tmp_path,
         )
         wheel = next((tmp_path / "dist").glob("pet_mta-*.whl"))
-        # --force-reinstall: the dependencies .pth also shows the outer pet_mta
-        _sh(pip + ["--no-deps", "--force-reinstall", str(wheel)], cwd=tmp_path)
-        assert (target_site / "pet_mta_metatrain.pth").exists()
-        assert (target_site / "_pet_mta_metatrain_bridge.py").exists()
+        _sh(pip + [str(wheel)], cwd=tmp_path)
     else:
-        _sh(pip + ["--no-deps", "--no-build-isolation", "-e", str(ROOT)], cwd=tmp_path)
-        assert (target_site / "pet_mta_metatrain.pth").exists()
+        _sh(pip + ["--no-build-isolation", "-e", str(ROOT)], cwd=tmp_path)
+
+    # real files in metatrain's folder, nothing run at interpreter start
+    adapter = target_site.joinpath(*ADAPTER)
+    assert (adapter / "__init__.py").is_file()
+    assert (adapter / "documentation.py").is_file()
+    assert not (target_site / "pet_mta_metatrain.pth").exists()
+    pth_files = sorted(p.name for p in target_site.glob("*.pth"))
+    if mode == "wheel":
+        assert pth_files == ["dependencies.pth"]
+    else:
+        assert pth_files == ["_pet_mta.pth", "dependencies.pth"]
+        # a path entry, not an import hook
+        assert (target_site / "_pet_mta.pth").read_text().strip() == str(ROOT)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONNOUSERSITE": "1"}
     env.pop("PYTHONPATH", None)
     where = _sh(
-        [str(python), "-c", "import pet_mta, sys; print(pet_mta.__file__)"],
+        [str(python), "-c", "import pet_mta; print(pet_mta.__file__)"],
         cwd=tmp_path,
         env=env,
     )
-    if mode == "wheel":
-        assert str(target_site) in where
+    expected = target_site if mode == "wheel" else ROOT
+    assert Path(where.strip()).is_relative_to(expected), where
+
+    _sh(
+        [str(python), str(TESTS / "metatrain_discovery.py"), str(target_site)],
+        cwd=tmp_path,
+        env=env,
+    )
 
     data = write_frames(tmp_path / "data.xyz", emt_frames(6))
     options = {
@@ -105,3 +133,16 @@ def test_fresh_environment(tmp_path, mode):
     _sh([str(python), "-m", "metatrain", "train", "options.yaml"], tmp_path, env)
     assert (tmp_path / "model.pt").exists()
     assert (tmp_path / "model.ckpt").exists()
+
+    # uninstalling pet_mta takes its adapter out of metatrain's folder
+    _sh(
+        [sys.executable, "-m", "pip", "--python", str(python), "uninstall", "-y"]
+        + ["pet-mta"],
+        cwd=tmp_path,
+    )
+    assert not adapter.exists()
+    code = (
+        "from metatrain.utils.architectures import find_all_architectures\n"
+        "assert 'pet_mta' not in find_all_architectures()\n"
+    )
+    _sh([str(python), "-c", code], cwd=tmp_path, env=env)
