@@ -199,3 +199,58 @@ def checkpoint_predictions(model, structures):
             }
         )
     return results
+
+
+def train_in_process(data: str, output: str, batch_size: int, port: int) -> None:
+    """Train a tiny model on ``data`` (energies, forces, stress) for four epochs,
+    without the random rotations, and save its state dicts before and after
+    training to ``output`` (``{"initial": ..., "trained": ...}``).
+
+    Run by ``test_metatrain_ddp.py`` in fresh processes: alone, and as the tasks of
+    a two-process distributed run (``SLURM_*`` variables set by the caller, as
+    ``mtt train`` under SLURM); only the first task writes ``output``. The model
+    starts from the same seeded initialisation in every process.
+    """
+    import logging
+    import os
+    import tempfile
+
+    import torch
+    from metatrain.utils.augmentation import O3Augmenter
+    from metatrain.utils.data import DatasetInfo
+
+    from pet_mta.metatrain import PETModel, Trainer
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    def no_rotation(self, systems, targets, extra_data=None):
+        return systems, targets, extra_data if extra_data is not None else {}
+
+    # drawn per process, so they would differ between the two runs
+    O3Augmenter.apply_random_augmentations = no_rotation
+
+    dataset, infos = load_dataset(data, energy_target(data))
+    torch.manual_seed(0)
+    model = PETModel(model_hypers(), DatasetInfo("angstrom", [28, 29], infos))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(
+        trainer_hypers(
+            num_epochs=4,
+            batch_size=batch_size,
+            learning_rate=1e-2,
+            warmup_fraction=0.0,
+            checkpoint_interval=100,
+            distributed_port=port,
+        )
+    )
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trainer.train(
+            model=model,
+            dtype=torch.float64,
+            devices=[torch.device("cpu")],
+            train_datasets=[dataset],
+            val_datasets=[dataset],
+            checkpoint_dir=checkpoints,
+        )
+    if os.environ.get("SLURM_PROCID", "0") == "0":
+        torch.save({"initial": initial, "trained": model.state_dict()}, output)
