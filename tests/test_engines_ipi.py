@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from engine_helpers import alloy, small_model
 from metatomic.torch import ModelOutput
+from optional_imports import require
 
 from pet_mta import PET
 from pet_mta.neighbors import systems_from_ase
 
-pytest.importorskip(
-    "ipi", reason="i-PI is not installed (pip install 'pet-mta[engines]')"
-)
+require("ipi", "engines")
 
 pytestmark = pytest.mark.engines
 

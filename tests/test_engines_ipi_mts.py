@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from optional_imports import require
 
-pytest.importorskip(
-    "ipi", reason="i-PI is not installed (pip install 'pet-mta[engines]')"
-)
+require("ipi", "engines")
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 

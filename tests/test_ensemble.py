@@ -15,6 +15,7 @@ import torch
 from conftest import tiny_pet, triclinic_alloy
 from metatensor.torch import Labels
 from metatomic.torch import ModelEvaluationOptions, ModelOutput, load_atomistic_model
+from optional_imports import require
 
 from pet_mta import PET, Ensemble
 from pet_mta.cli import main as cli
@@ -290,7 +291,7 @@ IPI_INPUT = """<simulation verbosity='low' safe_stride='1000'>
 @pytest.mark.slow
 @pytest.mark.engines
 def test_ipi_runs_the_ensemble(tmp_path):
-    pytest.importorskip("ipi", reason="i-PI is not installed")
+    require("ipi", "engines")
     members = [tiny_pet(TYPES, seed=seed) for seed in range(2)]
     Ensemble(members).export().save(str(tmp_path / "ensemble.pt"))
     # an orthorhombic cell: i-PI keeps its orientation (PET is not exactly

@@ -21,10 +21,11 @@ import pytest
 import torch
 from ase.calculators.emt import EMT
 from metatomic.torch import ModelEvaluationOptions, ModelOutput, load_atomistic_model
+from optional_imports import require
 
 from pet_mta.neighbors import systems_from_ase
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 pytestmark = pytest.mark.slow
 

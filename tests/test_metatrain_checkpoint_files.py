@@ -2,8 +2,9 @@
 the newest ``.ckpt`` file, so a truncated one must never exist)."""
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 import torch  # noqa: E402
 from metatrain.utils.data import DatasetInfo  # noqa: E402

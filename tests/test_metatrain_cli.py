@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 import metatrain  # noqa: E402
 import torch  # noqa: E402

@@ -17,8 +17,9 @@ import copy
 from pathlib import Path
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 import metatrain  # noqa: E402
 from metatrain.utils.architectures import get_default_hypers  # noqa: E402

@@ -10,8 +10,9 @@ the same: with the energy-only scale the energies end as bad as predicting the m
 """
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

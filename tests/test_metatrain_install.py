@@ -20,9 +20,11 @@ import venv
 from pathlib import Path
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
-pytest.importorskip("hatchling", reason="builds pet_mta without build isolation")
+require("metatrain", "train")
+# builds pet_mta without build isolation
+require("hatchling", "test")
 
 import yaml  # noqa: E402
 from metatrain_helpers import TINY_MODEL, emt_frames, write_frames  # noqa: E402

@@ -3,9 +3,9 @@ epoch is far worse than the last one on some target."""
 
 import logging
 
-import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 from pet_mta.metatrain.selection import (  # noqa: E402
     error_metrics,

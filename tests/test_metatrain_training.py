@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from optional_imports import require
 
-pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+require("metatrain", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

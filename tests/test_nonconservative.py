@@ -12,6 +12,8 @@ from metatomic.torch import (
     ModelOutput,
     load_atomistic_model,
 )
+from metatomic_ase import MetatomicCalculator
+from optional_imports import require
 
 from pet_mta import PET, Symmetrized, Target
 from pet_mta.neighbors import systems_from_ase
@@ -187,7 +189,7 @@ def _train_direct(
     """Train a small pet_mta model with metatrain's trainer on EMT frames; return
     the model and the (direct, conservative, reference) forces and stresses
     before and after training."""
-    pytest.importorskip("metatrain", reason="metatrain is an optional dependency")
+    require("metatrain", "train")
     from metatrain.utils.data import DatasetInfo, get_atomic_types
     from metatrain_helpers import (
         emt_frames,
@@ -321,17 +323,16 @@ def test_joint_training_direct_forces_approach_conservative_ones(tmp_path):
 
 
 def test_ase_calculator_uses_the_direct_outputs(tmp_path):
-    metatomic_ase = pytest.importorskip("metatomic_ase")
     pet = direct_pet().eval()
     path = str(tmp_path / "direct.pt")
     pet.export().save(path)
     atoms = triclinic_alloy()
     forces, stress = direct_outputs(pet, atoms)
-    atoms.calc = metatomic_ase.MetatomicCalculator(path, non_conservative=True)
+    atoms.calc = MetatomicCalculator(path, non_conservative=True)
     # the calculator removes the net force (the head does not constrain it)
     assert np.abs(forces.mean(0)).max() > 1e-4
     np.testing.assert_allclose(atoms.get_forces(), forces - forces.mean(0), atol=1e-10)
     np.testing.assert_allclose(atoms.get_stress(voigt=False), stress[0], atol=1e-10)
     # they are not the conservative forces of the same model
-    atoms.calc = metatomic_ase.MetatomicCalculator(path)
+    atoms.calc = MetatomicCalculator(path)
     assert np.abs(atoms.get_forces() - forces).max() > 1e-4
