@@ -2,7 +2,9 @@
 
 Without them, the tests that need them are skipped, so that ``pytest`` runs with a
 plain install. tox and CI install every extra and set ``PET_MTA_REQUIRE_EXTRAS=1``:
-there a missing or broken extra is a failure, not a skip.
+there a missing or broken extra is a failure, not a skip. metatrain is probed as
+``metatrain.utils.architectures``: pet_mta's adapter (``metatrain/pet_mta/``) makes a
+bare ``import metatrain`` succeed even without metatrain.
 """
 
 import importlib

@@ -25,7 +25,7 @@ from optional_imports import require
 
 from pet_mta.neighbors import systems_from_ase
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 pytestmark = pytest.mark.slow
 

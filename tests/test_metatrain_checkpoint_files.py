@@ -4,7 +4,7 @@ the newest ``.ckpt`` file, so a truncated one must never exist)."""
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 import torch  # noqa: E402
 from metatrain.utils.data import DatasetInfo  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 import metatrain  # noqa: E402
 import torch  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 import metatrain  # noqa: E402
 from metatrain.utils.architectures import get_default_hypers  # noqa: E402

@@ -20,7 +20,7 @@ import pytest
 import torch
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 from metatrain_helpers import emt_frames, write_frames  # noqa: E402
 

@@ -12,7 +12,7 @@ the same: with the energy-only scale the energies end as bad as predicting the m
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

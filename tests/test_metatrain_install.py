@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 # builds pet_mta without build isolation
 require("hatchling", "test")
 

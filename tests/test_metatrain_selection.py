@@ -5,7 +5,7 @@ import logging
 
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 from pet_mta.metatrain.selection import (  # noqa: E402
     error_metrics,

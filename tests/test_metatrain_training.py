@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from optional_imports import require
 
-require("metatrain", "train")
+require("metatrain.utils.architectures", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -189,7 +189,7 @@ def _train_direct(
     """Train a small pet_mta model with metatrain's trainer on EMT frames; return
     the model and the (direct, conservative, reference) forces and stresses
     before and after training."""
-    require("metatrain", "train")
+    require("metatrain.utils.architectures", "train")
     from metatrain.utils.data import DatasetInfo, get_atomic_types
     from metatrain_helpers import (
         emt_frames,
