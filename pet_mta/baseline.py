@@ -27,6 +27,12 @@ FORCE_LENGTH = 1.0
 network sees interatomic distances."""
 
 
+def _labelled(values) -> np.ndarray:
+    """``values`` flattened to float64, without NaN entries (missing labels)."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    return flat[~np.isnan(flat)]
+
+
 class ScaleAccumulator:
     """Running sums for the scale of one target (see the module doc).
 
@@ -43,15 +49,13 @@ class ScaleAccumulator:
 
     def add_values(self, residuals) -> None:
         """Per-atom residuals, any shape; NaN entries (missing labels) skipped."""
-        values = np.asarray(residuals, dtype=np.float64).reshape(-1)
-        values = values[~np.isnan(values)]
+        values = _labelled(residuals)
         self.value_squares += float(np.sum(values**2))
         self.value_count += values.size
 
     def add_forces(self, forces) -> None:
         """Force components (eV/Å), any shape; NaN entries skipped."""
-        values = np.asarray(forces, dtype=np.float64).reshape(-1)
-        values = values[~np.isnan(values)]
+        values = _labelled(forces)
         self.force_absolute += float(np.sum(np.abs(values)))
         self.force_count += values.size
 

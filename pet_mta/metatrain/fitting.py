@@ -95,8 +95,8 @@ def _per_atom_residuals(
 
 
 def _forces(name: str, sample) -> List[torch.Tensor]:
-    """The force components of ``sample`` for target ``name`` (``-dE/dr``), if the
-    data set has position gradients."""
+    """The position gradients of ``sample`` for target ``name`` (minus the forces;
+    the scale uses only their magnitude), if the data set has them."""
     block = sample[name].block()
     if "positions" not in block.gradients_list():
         return []
