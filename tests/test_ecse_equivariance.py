@@ -17,7 +17,7 @@ from metatomic.torch import ModelOutput
 from metatomic.torch.o3 import SymmetrizedModel
 
 from pet_mta import Symmetrized
-from pet_mta.wrappers import distance_only_auxiliary
+from pet_mta.distance_only import distance_only_auxiliary
 
 
 def check_rotations(

@@ -9,7 +9,7 @@ from conftest import molecule, tiny_pet
 from ecse_helpers import evaluate, make_systems
 
 from pet_mta import Symmetrized
-from pet_mta.wrappers import distance_only_auxiliary
+from pet_mta.distance_only import distance_only_auxiliary
 from pet_mta.wrappers.ecse.frames import frames_per_group
 
 

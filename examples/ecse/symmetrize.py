@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from pet_mta import PET
+from pet_mta.distance_only import distance_only_auxiliary
 from pet_mta.evaluation import compute_properties
-from pet_mta.wrappers.ecse import Symmetrized, distance_only_auxiliary
+from pet_mta.wrappers.ecse import Symmetrized
 
 torch.manual_seed(0)
 

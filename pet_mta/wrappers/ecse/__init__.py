@@ -1,6 +1,6 @@
 """ECSE: exact rotational symmetrization of any metatomic model."""
 
 from .frames import FrameHypers
-from .symmetrized import FRAME_DEFAULTS, Symmetrized, distance_only_auxiliary
+from .symmetrized import FRAME_DEFAULTS, Symmetrized
 
-__all__ = ["FRAME_DEFAULTS", "FrameHypers", "Symmetrized", "distance_only_auxiliary"]
+__all__ = ["FRAME_DEFAULTS", "FrameHypers", "Symmetrized"]

@@ -22,10 +22,12 @@ from ..loading import (
     merge_inputs,
     merge_neighbor_lists,
 )
+from .auxiliary import NoAuxiliary
+from .averages import VARIANCE_PREFIX
 from .checks import MODES, auxiliary_outputs, check_backbone
 from .checks import frame_hypers as checked_hypers
 from .frames import FrameHypers
-from .model import VARIANCE_PREFIX, NoAuxiliary, SymmetrizedModule
+from .model import SymmetrizedModule
 from .rotation_average import RotationAverage
 
 ECSE_REFERENCE = (
@@ -71,10 +73,10 @@ class Symmetrized(SymmetrizedModule):
     :param auxiliary: the prediction used, smoothly, where no good frame exists
         (isolated atoms, atoms with one neighbour in reach, collinear
         environments). An exactly invariant model, e.g. a distance-only PET
-        (:func:`distance_only_auxiliary`), keeps the result exact everywhere; it
-        provides the *scalar* outputs it declares. The default,
-        ``"rotation-average"``, is the backbone itself averaged over a Lebedev
-        grid of rotations of order ``aux_grid`` (the grid of metatomic's
+        (:func:`pet_mta.distance_only.distance_only_auxiliary`), keeps the
+        result exact everywhere; it provides the *scalar* outputs it declares.
+        The default, ``"rotation-average"``, is the backbone itself averaged over
+        a Lebedev grid of rotations of order ``aux_grid`` (the grid of metatomic's
         ``SymmetrizedModel``) for its energy outputs: close to invariant
         (relative spread ~5e-7 at order 7 on a small PET), not exact, evaluated
         only for the atoms (local mode) or structures (whole mode) that need it.
@@ -311,37 +313,3 @@ class _Info:
         self.mode = mode
         self.hypers = hypers
         self.aux_range = aux_range
-
-
-def distance_only_auxiliary(model, **overrides: Any):
-    """A distance-only PET matching ``model`` (a :class:`pet_mta.PET`).
-
-    Same atomic types, targets, cutoff and sizes, ``edge_embedding="distance"``: an
-    exactly rotation-invariant PET (complete for collinear structures) to use as the
-    ECSE ``auxiliary`` model. It starts from random weights: train it on the same
-    data (the scalar baselines and scales are copied from ``model``).
-    """
-    from pet_mta import PET
-
-    hypers = dict(model.hypers)
-    hypers.update(overrides)
-    hypers["edge_embedding"] = "distance"
-    targets = {
-        t.name: dict(
-            quantity=t.quantity, unit=t.unit, kind=t.kind, n_properties=t.n_properties
-        )
-        for t in model.target_list
-        if t.kind == "scalar"
-    }
-    aux = PET(
-        atomic_types=list(model.atomic_types),
-        targets=targets,
-        length_unit=model.length_unit,
-        **hypers,
-    )
-    dtype = next(model.parameters()).dtype
-    aux = aux.to(dtype)
-    for name in targets:
-        aux.set_baseline(name, model.get_baseline(name))
-        aux.readouts[name].scale.copy_(model.readouts[name].scale)
-    return aux

@@ -34,6 +34,18 @@ def transform_tensormap(tensor: TensorMap, matrices: torch.Tensor) -> TensorMap:
     return _transform_tensormap_batched(tensor, matrices, empty, improper, None)
 
 
+def rotate_back(prediction: TensorMap, frames: torch.Tensor) -> TensorMap:
+    """Predictions on copies seen in ``frames``, back in the original orientation.
+
+    Copy ``c`` (system label ``c`` of ``prediction``) had positions ``x F_c``; its
+    outputs are rotated back by ``F_c`` (:func:`transform_tensormap`) in float64.
+    This is the one place where ECSE needs to know how an output transforms.
+
+    :param frames: ``[n_copies, 3, 3]``, columns = frame axes
+    """
+    return transform_tensormap(prediction.to(dtype=torch.float64), frames)
+
+
 def rotated_copy(
     system: System, frame: torch.Tensor, options: List[NeighborListOptions]
 ) -> System:
