@@ -26,6 +26,7 @@ from .modules.graph import EdgeGraph, build_edge_graph
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, check_dtype, select_atoms
+from .modules.spherical import spherical_tensormap
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import key_bias_grid
 from .targets import Target, make_targets
@@ -51,6 +52,8 @@ class PET(torch.nn.Module):
     """
 
     __pet_min_distance__ = 1e-4
+    # declared here: TorchScript cannot infer the type of the empty lists
+    target_irreps: Dict[str, List[List[int]]]
 
     def __init__(
         self,
@@ -118,7 +121,7 @@ class PET(torch.nn.Module):
                     d_head=d_head,
                     n_species=n_species,
                     n_values=t.n_properties * t.n_components,
-                    has_baseline=t.kind == "scalar",
+                    has_baseline=len(t.invariant_columns) > 0,
                 )
                 for t in self.target_list
             }
@@ -133,6 +136,9 @@ class PET(torch.nn.Module):
             t.name: t.property_name for t in self.target_list
         }
         self.target_kinds: Dict[str, str] = {t.name: t.kind for t in self.target_list}
+        self.target_irreps = {
+            t.name: [list(irrep) for irrep in t.irreps] for t in self.target_list
+        }
         self.stress_targets: List[str] = [
             t.name for t in self.target_list if t.kind == "stress"
         ]
@@ -247,15 +253,26 @@ class PET(torch.nn.Module):
                             self.target_properties[name], dtype=torch.int32
                         ).reshape(-1, 1),
                     )
-                    results[name] = make_tensormap(
-                        values.index_select(0, rows),
-                        chosen_system,
-                        chosen_atom,
-                        n_systems,
-                        outputs[name].sample_kind == "atom",
-                        self.target_components[name],
-                        properties,
-                    )
+                    if self.target_kinds[name] == "spherical":
+                        results[name] = spherical_tensormap(
+                            values.index_select(0, rows),
+                            chosen_system,
+                            chosen_atom,
+                            n_systems,
+                            outputs[name].sample_kind == "atom",
+                            self.target_irreps[name],
+                            properties,
+                        )
+                    else:
+                        results[name] = make_tensormap(
+                            values.index_select(0, rows),
+                            chosen_system,
+                            chosen_atom,
+                            n_systems,
+                            outputs[name].sample_kind == "atom",
+                            self.target_components[name],
+                            properties,
+                        )
                 if want_ll:
                     results[ll_name] = make_tensormap(
                         last_layer.index_select(0, rows),
@@ -467,7 +484,7 @@ class PET(torch.nn.Module):
         if target not in self.readouts:
             raise ValueError(f"unknown target '{target}'")
         readout = self.readouts[target]
-        if not readout.has_baseline:
+        if self.target_kinds[target] != "scalar":
             raise ValueError(f"target '{target}' is not a scalar: it has no baseline")
         return readout
 

@@ -1,12 +1,12 @@
-"""What a PET model predicts: energy, direct forces and stress, and any extra scalar or
-Cartesian-vector target."""
+"""What a PET model predicts: energy, direct forces and stress, and any extra scalar,
+Cartesian-vector or spherical-tensor target."""
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from metatomic.torch import ModelCapabilities, ModelOutput
 
-KINDS = ("scalar", "cartesian", "stress")
+KINDS = ("scalar", "cartesian", "stress", "spherical")
 
 #: metatomic standard outputs predicted directly, and the kind they need
 DIRECT_OUTPUTS = {
@@ -37,11 +37,16 @@ class Target:
         per property, component ``xyz``) or ``"stress"`` (a symmetric 3x3 matrix per
         property, components ``xyz_1, xyz_2``: atomic virials ``w_i`` in energy units,
         reported as ``w_i / V`` with ``V`` the cell volume, so the per-system value is
-        the stress ``sum_i w_i / V``; NaN for systems without a 3D cell)
+        the stress ``sum_i w_i / V``; NaN for systems without a 3D cell) or
+        ``"spherical"`` (one block per irrep, ``2 * o3_lambda + 1`` components
+        ``o3_mu = -o3_lambda .. o3_lambda`` per property; predicted without
+        constraint, see :doc:`targets`)
     :param unit: unit of the values (e.g. ``"eV"``, ``"e*angstrom"``), ``""`` for none
     :param quantity: physical quantity for unit conversion (``"energy"``, ...)
     :param n_properties: number of properties
     :param description: one line shown in the exported model's capabilities
+    :param irreps: spherical targets only: the ``(o3_lambda, o3_sigma)`` of every
+        block, in order (``o3_sigma = 1`` proper, ``-1`` pseudo-tensor)
     """
 
     name: str
@@ -50,11 +55,18 @@ class Target:
     quantity: str = ""
     n_properties: int = 1
     description: str = ""
+    irreps: Tuple[Tuple[int, int], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(
                 f"target '{self.name}': kind must be one of {KINDS}, got '{self.kind}'"
+            )
+        object.__setattr__(self, "irreps", check_irreps(self.name, self.irreps))
+        if (self.kind == "spherical") != (len(self.irreps) > 0):
+            raise ValueError(
+                f"target '{self.name}': irreps must be given for spherical targets "
+                f"and only for them (kind '{self.kind}', irreps {list(self.irreps)})"
             )
         if self.n_properties < 1:
             raise ValueError(f"target '{self.name}': n_properties must be >= 1")
@@ -79,12 +91,59 @@ class Target:
 
     @property
     def n_components(self) -> int:
+        """Values per property and atom (all blocks of a spherical target)."""
+        if self.kind == "spherical":
+            return sum(2 * o3_lambda + 1 for o3_lambda, _ in self.irreps)
         return {"scalar": 1, "cartesian": 3, "stress": 9}[self.kind]
 
     @property
     def property_name(self) -> str:
-        """Name of the properties dimension of the output's ``TensorMap``."""
+        """Name of the properties dimension of the output's ``TensorMap``
+        (metatrain's: ``n`` for spherical targets)."""
+        if self.kind == "spherical":
+            return "n"
         return STANDARD_PROPERTIES.get(self.name, "properties")
+
+    @property
+    def invariant_columns(self) -> List[int]:
+        """Columns of the atomic values ``[n_properties * n_components]`` that are
+        rotation invariants: all of a scalar, the ``(0, 1)`` block of a spherical
+        target, none otherwise (only these get a per-species baseline)."""
+        if self.kind == "scalar":
+            return list(range(self.n_properties))
+        columns: List[int] = []
+        offset = 0
+        for o3_lambda, o3_sigma in self.irreps:
+            size = (2 * o3_lambda + 1) * self.n_properties
+            if (o3_lambda, o3_sigma) == (0, 1):
+                columns.extend(range(offset, offset + size))
+            offset += size
+        return columns
+
+
+def check_irreps(
+    name: str, irreps: Sequence[Union[Sequence[int], Mapping[str, int]]]
+) -> Tuple[Tuple[int, int], ...]:
+    """``irreps`` as a tuple of ``(o3_lambda, o3_sigma)`` pairs; each irrep is a pair
+    or a dict ``{"o3_lambda": ..., "o3_sigma": ...}`` (metatrain's spelling).
+
+    :raises ValueError: for a negative ``o3_lambda``, an ``o3_sigma`` other than
+        +-1, or a repeated irrep
+    """
+    pairs = [
+        (irrep["o3_lambda"], irrep["o3_sigma"]) if isinstance(irrep, Mapping) else irrep
+        for irrep in irreps
+    ]
+    result = tuple((int(o3_lambda), int(o3_sigma)) for o3_lambda, o3_sigma in pairs)
+    for o3_lambda, o3_sigma in result:
+        if o3_lambda < 0 or o3_sigma not in (-1, 1):
+            raise ValueError(
+                f"target '{name}': irreps need o3_lambda >= 0 and o3_sigma = +-1, "
+                f"got ({o3_lambda}, {o3_sigma})"
+            )
+    if len(set(result)) != len(result):
+        raise ValueError(f"target '{name}': repeated irreps in {list(result)}")
+    return result
 
 
 ENERGY = Target(

@@ -1,6 +1,6 @@
 """Per-atom tensors -> metatensor ``TensorMap`` outputs (per atom or per system)."""
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -12,6 +12,28 @@ def atom_samples(system_index: torch.Tensor, atom_index: torch.Tensor) -> Labels
         ["system", "atom"],
         torch.stack([system_index, atom_index], dim=1).to(torch.int32),
     )
+
+
+def reduce_samples(
+    values: torch.Tensor,
+    system_index: torch.Tensor,
+    atom_index: torch.Tensor,
+    n_systems: int,
+    per_atom: bool,
+) -> Tuple[torch.Tensor, Labels]:
+    """Atomic ``values`` ``[n_selected, ...]`` kept per atom (``["system", "atom"]``
+    samples) or summed per system (``["system"]``, ``n_systems`` rows)."""
+    if per_atom:
+        return values, atom_samples(system_index, atom_index)
+    device = values.device
+    summed = torch.zeros(
+        (n_systems, values.shape[1]), dtype=values.dtype, device=device
+    )
+    samples = Labels(
+        ["system"],
+        torch.arange(n_systems, dtype=torch.int32, device=device).reshape(-1, 1),
+    )
+    return summed.index_add(0, system_index, values), samples
 
 
 def make_tensormap(
@@ -33,17 +55,9 @@ def make_tensormap(
         9 for 3x3 matrices (components ``xyz_1, xyz_2``, row-major)
     """
     device = values.device
-    if per_atom:
-        samples = atom_samples(system_index, atom_index)
-    else:
-        summed = torch.zeros(
-            (n_systems, values.shape[1]), dtype=values.dtype, device=device
-        )
-        values = summed.index_add(0, system_index, values)
-        samples = Labels(
-            ["system"],
-            torch.arange(n_systems, dtype=torch.int32, device=device).reshape(-1, 1),
-        )
+    values, samples = reduce_samples(
+        values, system_index, atom_index, n_systems, per_atom
+    )
     components: List[Labels] = []
     xyz = torch.arange(3, dtype=torch.int32, device=device)[:, None]
     if n_components == 3:
