@@ -2,7 +2,7 @@
 
 import copy
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import ase.io
 import numpy as np
@@ -27,8 +27,9 @@ def emt_frames(
     seed: int = 0,
     dipole: bool = False,
     missing_forces_every: Optional[int] = None,
+    symbols: Sequence[str] = ("Cu", "Ni"),
 ):
-    """``n`` rattled 8-atom fcc Cu/Ni cells labelled with EMT.
+    """``n`` rattled 8-atom fcc cells of ``symbols`` (Cu/Ni) labelled with EMT.
 
     Energy (``info["energy"]``), forces (``arrays["forces"]``) and stress
     (``info["stress"]``, 3x3) are stored as plain keys. ``dipole=True`` adds a
@@ -40,7 +41,7 @@ def emt_frames(
     frames = []
     for i in range(n):
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
-        atoms.set_chemical_symbols(rng.choice(["Cu", "Ni"], size=len(atoms)))
+        atoms.set_chemical_symbols(rng.choice(list(symbols), size=len(atoms)))
         atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
         atoms.calc = EMT()
         energy = atoms.get_potential_energy()

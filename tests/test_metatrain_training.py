@@ -409,20 +409,17 @@ def test_inherit_heads_copies_the_source_heads(tmp_path):
         assert baseline2[z] == pytest.approx(2 * baseline[z], rel=1e-6)
 
 
-def test_lora_finetuning_is_refused(tmp_path):
+def test_unknown_finetuning_method_is_refused(tmp_path):
     frames = emt_frames(4)
     dataset, model = _setup(tmp_path, frames, energy_target)
-    finetune = {"read_from": "x.ckpt", "method": "lora", "config": {}}
+    finetune = {"read_from": "x.ckpt", "method": "bitfit", "config": {}}
     with pytest.raises(ValueError, match="not available in pet_mta"):
         _train(model, dataset, tmp_path, num_epochs=1, finetune=finetune)
 
 
-def test_restart_rejects_new_atomic_types_and_other_hypers(tmp_path):
+def test_restart_rejects_other_hypers(tmp_path):
     frames = emt_frames(4)
     dataset, model = _setup(tmp_path, frames, energy_target)
-    info = DatasetInfo("angstrom", [28, 29, 79], model.dataset_info.targets)
-    with pytest.raises(ValueError, match="atomic types \\[79\\]"):
-        model.restart(info)
     with pytest.raises(ValueError):
         model.restart(model.dataset_info, model_hypers={"d_pet": 16})
 

@@ -27,6 +27,8 @@ from ..export import default_metadata
 from ..export import export as export_pet
 from ..hypers import DEFAULT_MODEL_HYPERS
 from ..model import PET
+from ..modules import lora
+from ..species import load_extended_state
 from . import checkpoints
 from .documentation import ModelHypers
 from .targets import model_outputs, targets_from_infos
@@ -78,6 +80,9 @@ class PETModel(ModelInterface[ModelHypers]):
         """Whether :meth:`restart` added targets (new, untrained heads)."""
         self.untrained_targets: List[str] = list(dataset_info.targets)
         """Targets whose baseline and scale the trainer still has to fit."""
+        self.new_atomic_types: List[int] = []
+        """Atomic types added by :meth:`restart`, whose baselines the trainer still
+        has to fit for the trained targets."""
         self._describe_last_layer()
 
     def _describe_last_layer(self) -> None:
@@ -143,8 +148,10 @@ class PETModel(ModelInterface[ModelHypers]):
     ) -> "PETModel":
         """Continue training, possibly on new data or with new targets.
 
-        New targets get new (randomly initialised) heads; every existing weight is
-        kept. New atomic types cannot be added, and model hypers cannot change.
+        New targets get new (randomly initialised) heads; new atomic types get new
+        embedding rows (see :mod:`pet_mta.species`: structures of the old types
+        are predicted as before). Every existing weight is kept; model hypers
+        cannot change.
         """
         if model_hypers:
             from metatrain.utils.architectures import get_default_hypers
@@ -155,11 +162,6 @@ class PETModel(ModelInterface[ModelHypers]):
                 default_hypers=get_default_hypers(ARCHITECTURE_NAME)["model"],
             )
         new_types = sorted(set(dataset_info.atomic_types) - set(self.atomic_types))
-        if new_types:
-            raise ValueError(
-                f"the dataset has atomic types {new_types} that the model was not "
-                f"trained on (it knows {self.atomic_types}); train a new model"
-            )
         for name, info in dataset_info.targets.items():
             old = self.dataset_info.targets.get(name)
             if old is not None and not old.is_compatible_with(info):
@@ -169,21 +171,42 @@ class PETModel(ModelInterface[ModelHypers]):
                 )
         merged = self.dataset_info.union(dataset_info)
         added = [name for name in merged.targets if name not in self.outputs]
+        old_types = self.atomic_types
+        self.atomic_types = sorted(set(old_types) | set(new_types))
         merged.atomic_types = self.atomic_types
         if added:
             logging.info(f"adding new targets to the model: {added}")
-            state = self.pet.state_dict()
-            parameter = next(self.pet.parameters())
-            self.pet = self._build_pet(merged).to(parameter.device, parameter.dtype)
-            missing, unexpected = self.pet.load_state_dict(state, strict=False)
-            assert len(unexpected) == 0
-            assert all(key.startswith("readouts.") for key in missing)
             self.has_new_targets = True
             self.untrained_targets = list(self.untrained_targets) + added
+        if new_types:
+            logging.info(f"adding atomic types to the model: {new_types}")
+            self.new_atomic_types = sorted(set(self.new_atomic_types) | set(new_types))
+        if added or new_types:
+            self._rebuild_pet(merged, old_types)
         self.dataset_info = merged
         self.outputs = model_outputs(merged.targets, self.pet)
         self._describe_last_layer()
         return self
+
+    def _rebuild_pet(self, dataset_info: DatasetInfo, old_types: List[int]) -> None:
+        """A core model for ``dataset_info`` holding the current weights (and LoRA
+        adapters); the heads of new targets and the rows of new types are new."""
+        state = self.pet.state_dict()
+        parameter = next(self.pet.parameters())
+        pet = self._build_pet(dataset_info).to(parameter.device, parameter.dtype)
+        lora.restore_adapters(pet, state)
+        missing = load_extended_state(pet, state, old_types)
+        assert all(key.startswith("readouts.") for key in missing), missing
+        self.pet = pet
+
+    def _plain_pet(self) -> PET:
+        """The core model with its LoRA adapters (if any) folded into the weights."""
+        if not lora.adapted_layers(self.pet):
+            return self.pet
+        parameter = next(self.pet.parameters())
+        pet = self._build_pet(self.dataset_info).to(parameter.device, parameter.dtype)
+        pet.load_state_dict(lora.merged_state_dict(self.pet))
+        return pet
 
     # ------------------------------------------------------------- checkpoints
     def get_checkpoint(self) -> Dict[str, Any]:
@@ -209,7 +232,8 @@ class PETModel(ModelInterface[ModelHypers]):
         context: Literal["restart", "finetune", "export"],
     ) -> "PETModel":
         """Rebuild the model: the latest weights to restart, the best ones (by
-        validation metric) to fine-tune or export."""
+        validation metric) to fine-tune or export. LoRA adapters are kept to
+        restart, folded into the weights to fine-tune or export."""
         if context == "restart":
             logging.info(f"Using latest model from epoch {checkpoint['epoch']}")
             state = checkpoint["model_state_dict"]
@@ -226,7 +250,10 @@ class PETModel(ModelInterface[ModelHypers]):
         )
         dtype = next(v for v in state.values() if v.is_floating_point()).dtype
         model.to(dtype)
+        lora.restore_adapters(model, state)
         model.load_state_dict(state)
+        if context != "restart":
+            model.pet = model._plain_pet()
         model.untrained_targets = []
         return model
 
@@ -241,12 +268,14 @@ class PETModel(ModelInterface[ModelHypers]):
         """Export the core :class:`pet_mta.PET` (baseline and scale included).
 
         Every output is declared per-atom capable (engines may ask for per-atom
-        energies; per-system values are sums).
+        energies; per-system values are sums). LoRA adapters are folded into the
+        weights of the exported copy.
         """
         dtype = next(self.parameters()).dtype
         if dtype not in self.__supported_dtypes__:
             raise ValueError(f"unsupported dtype {dtype} for pet_mta")
-        exported = export_pet(self.pet, merge_metadata(self.metadata, metadata))
+        pet = self._plain_pet()
+        exported = export_pet(pet, merge_metadata(self.metadata, metadata))
         capabilities = exported.capabilities()
         outputs = {
             name: ModelOutput(
@@ -255,7 +284,7 @@ class PETModel(ModelInterface[ModelHypers]):
                 sample_kind="atom",
                 description=output.description,
             )
-            for name, output in self.pet.output_capabilities().items()
+            for name, output in pet.output_capabilities().items()
         }
         capabilities = ModelCapabilities(
             outputs=outputs,

@@ -42,7 +42,7 @@ from . import checkpoints
 from .data import check_geometries, make_loaders
 from .distributed import init_process_group
 from .documentation import TrainerHypers
-from .finetune import apply_finetune, trainable_parameters
+from .finetune import apply_finetune, fit_new_type_baselines, trainable_parameters
 from .fitting import fit_baseline, fit_scales, unit_scales
 from .model import PETModel
 from .schedule import warmup_cosine
@@ -190,6 +190,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 model.pet,
                 hypers["finetune"],
                 fresh_start=self.optimizer_state_dict is None,
+                untrained_heads=model.untrained_targets,
+                new_types=model.new_atomic_types,
             )
         model.to(device=device, dtype=dtype)
 
@@ -334,8 +336,21 @@ class Trainer(TrainerInterface[TrainerHypers]):
         checkpoint_dir: str,
     ) -> None:
         """Fit baseline and scale of the targets whose heads are untrained (all of
-        them for a new model; none when resuming or fine-tuning existing targets)."""
+        them for a new model; none when resuming or fine-tuning existing targets),
+        and the baselines of the trained targets for the atomic types that
+        fine-tuning adds."""
         to_fit = [name for name in names if name in model.untrained_targets]
+        if model.new_atomic_types:
+            trained = [name for name in names if name not in to_fit]
+            with torch.no_grad():
+                fit_new_type_baselines(
+                    model.pet,
+                    {name: model.dataset_info.targets[name] for name in trained},
+                    model.new_atomic_types,
+                    self.hypers["atomic_baseline"],
+                    train_datasets,
+                )
+            model.new_atomic_types = []
         if not to_fit:
             logging.info("keeping the baselines and scales stored in the model")
             return
