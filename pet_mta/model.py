@@ -6,6 +6,8 @@ token of edge ``j -> i`` becomes the message of edge ``i -> j`` in the next GNN 
 Node and edge read-outs give atomic contributions, summed into per-system values.
 """
 
+import dataclasses
+import json
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -23,6 +25,7 @@ from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer
 from .modules.graph import EdgeGraph, build_edge_graph
+from .modules.members import Embedding, Linear, zero_rows
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, check_dtype, select_atoms
@@ -30,6 +33,12 @@ from .modules.spherical import spherical_tensormap
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import key_bias_grid
 from .targets import Target, make_targets
+
+
+def of_member(values: torch.Tensor, member: int) -> torch.Tensor:
+    """Rows ``[n, ...]`` of ``member`` in ``[M, n, ...]`` values of stacked members;
+    ``values`` themselves (``[n, width]``) for one model."""
+    return values if values.dim() == 2 else values[member]
 
 
 def last_layer_features_name(target: str) -> str:
@@ -45,6 +54,10 @@ class PET(torch.nn.Module):
     :param targets: what to predict (default: ``energy`` in eV); see
         :func:`pet_mta.targets.make_targets`
     :param length_unit: unit of positions and of every length hyper-parameter
+    :param n_members: ``0`` for one model; ``M`` for ``M`` models of this
+        architecture in one module, every weight with a leading member axis (see
+        :mod:`pet_mta.modules.members` and :mod:`pet_mta.stacked`), evaluated with
+        :meth:`predict_members` (one prediction per member)
     :param hypers: model hyper-parameters, see :mod:`pet_mta.hypers`
 
     >>> from pet_mta import PET
@@ -60,6 +73,7 @@ class PET(torch.nn.Module):
         atomic_types: List[int],
         targets: Union[None, List[Any], Dict[str, Any]] = None,
         length_unit: str = "angstrom",
+        n_members: int = 0,
         **hypers: Any,
     ):
         super().__init__()
@@ -72,6 +86,20 @@ class PET(torch.nn.Module):
         self.target_list: List[Target] = make_targets(targets)
         self.atomic_types: List[int] = types
         self.length_unit = length_unit
+        self.n_members = int(n_members)
+        self.architecture = json.dumps(
+            {
+                "atomic_types": types,
+                "targets": [dataclasses.asdict(t) for t in self.target_list],
+                "length_unit": length_unit,
+                "hypers": self.hypers,
+                "n_members": self.n_members,
+            },
+            sort_keys=True,
+        )
+        """What :meth:`from_architecture` builds this model from (JSON); a string,
+        so TorchScript keeps it and exported models can be stacked too."""
+        members = self.n_members
 
         self.cutoff = float(self.hypers["cutoff"])
         self.tokens_per_chunk = 16384
@@ -95,20 +123,22 @@ class PET(torch.nn.Module):
             float(self.hypers["cutoff_width"]),
             self.hypers["cutoff_function"],
         )
-        self.neighbor_embedding = torch.nn.Embedding(n_species, d_pet)
+        self.neighbor_embedding = Embedding(n_species, d_pet, members)
         # the neighbour's species enters the tokens of every later layer too, through
         # one embedding per layer (stacked: row (k - 1) * n_species + species);
         # zero at initialisation
         self.n_species = n_species
-        self.layer_species = torch.nn.Embedding((n_layers - 1) * n_species, d_pet)
+        self.layer_species = Embedding((n_layers - 1) * n_species, d_pet, members)
         torch.nn.init.zeros_(self.layer_species.weight)
         self.gnn_layers = torch.nn.ModuleList(
-            [GNNLayer(self.hypers, n_species) for _ in range(n_layers)]
+            [GNNLayer(self.hypers, n_species, members) for _ in range(n_layers)]
         )
         n_readout = n_layers if self.residual_readout else 1
         self.node_features = torch.nn.ModuleList(
             [
-                torch.nn.Sequential(torch.nn.Linear(d_pet, d_node), torch.nn.SiLU())
+                torch.nn.Sequential(
+                    Linear(d_pet, d_node, n_members=members), torch.nn.SiLU()
+                )
                 for _ in range(n_readout)
             ]
         )
@@ -122,6 +152,7 @@ class PET(torch.nn.Module):
                     n_species=n_species,
                     n_values=t.n_properties * t.n_components,
                     has_baseline=len(t.invariant_columns) > 0,
+                    n_members=members,
                 )
                 for t in self.target_list
             }
@@ -148,10 +179,24 @@ class PET(torch.nn.Module):
         self.last_layer_of_target: Dict[str, str] = {
             t.name: last_layer_features_name(t.name) for t in self.target_list
         }
-        self.features_size = d_node + d_pet
-        self.last_layer_size = 2 * d_head * n_readout
         self.neighbor_options = NeighborListOptions(
             cutoff=self.cutoff, full_list=True, strict=True, requestor="pet_mta"
+        )
+
+    @classmethod
+    def from_architecture(cls, architecture: str, n_members: int = 0) -> "PET":
+        """A new (randomly initialised) model with the architecture of another one.
+
+        :param architecture: the other model's :attr:`architecture` (a JSON string)
+        :param n_members: see :class:`PET`
+        """
+        spec = json.loads(architecture)
+        return cls(
+            atomic_types=spec["atomic_types"],
+            targets=spec["targets"],
+            length_unit=spec["length_unit"],
+            n_members=n_members,
+            **spec["hypers"],
         )
 
     # ------------------------------------------------------------------ metatomic API
@@ -170,6 +215,22 @@ class PET(torch.nn.Module):
         A system with zero atoms is valid: its per-system outputs are zero and it has
         no per-atom samples.
         """
+        if self.n_members > 0:
+            raise ValueError(
+                "a PET of stacked members gives one prediction per member: call "
+                "predict_members (or wrap the members in pet_mta.Ensemble)"
+            )
+        return self.predict_members(systems, outputs, selected_atoms)[0]
+
+    @torch.jit.export
+    def predict_members(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> List[Dict[str, TensorMap]]:
+        """:meth:`forward` of every member (one dictionary, for ``n_members = 0``):
+        the graph is built once and every layer runs all members at once."""
         for name in outputs.keys():
             if not self._has_output(name):
                 raise ValueError(
@@ -203,21 +264,21 @@ class PET(torch.nn.Module):
         chosen, chosen_system, chosen_atom = select_atoms(
             systems, graph.system_index, selected_atoms
         )
+        # the chunks hold every member: the same memory per chunk as one model
+        budget = max(1, self.tokens_per_chunk // max(1, self.n_members))
         # with a selection of some atoms, the layers compute only the sequences the
         # selected atoms' outputs depend on, and the read-outs only the selected atoms
         subsets: List[AtomSubset] = []
         if selected_atoms is not None:
             subsets = trimmed_subsets(
-                graph, key_bias, chosen, len(self.gnn_layers), self.tokens_per_chunk
+                graph, key_bias, chosen, len(self.gnn_layers), budget
             )
-        if len(subsets) == 0:
-            node_features, edge_features = self._all_sequences(graph, key_bias)
-            centers = graph.centers
-            species = graph.species
-            system_index = graph.system_index
-            rows = chosen
-        else:
-            node_features, edge_features = self._subset_sequences(graph, subsets)
+        node_features, edge_features = self._sequences(graph, key_bias, subsets, budget)
+        centers = graph.centers
+        species = graph.species
+        system_index = graph.system_index
+        rows = chosen
+        if len(subsets) > 0:
             last = subsets[-1]
             edge_weights = edge_weights.index_select(0, last.edges)
             centers = last.graph.centers
@@ -228,7 +289,10 @@ class PET(torch.nn.Module):
         for i, node_mlp in enumerate(self.node_features):
             node_features[i] = node_mlp(node_features[i])
 
-        results: Dict[str, TensorMap] = {}
+        results: List[Dict[str, TensorMap]] = []
+        for _ in range(max(1, self.n_members)):
+            member_result: Dict[str, TensorMap] = {}
+            results.append(member_result)
         for name, readout in self.readouts.items():
             ll_name = self.last_layer_of_target[name]
             want_values = name in outputs
@@ -242,87 +306,86 @@ class PET(torch.nn.Module):
                     species,
                     want_ll,
                 )
-                if want_values:
-                    if self.target_kinds[name] == "stress":
-                        values = atomic_stress(
-                            values, cell_volumes(systems, values), system_index
-                        )
-                    properties = Labels(
-                        [self.target_property_names[name]],
-                        torch.arange(
-                            self.target_properties[name], dtype=torch.int32
-                        ).reshape(-1, 1),
-                    )
-                    if self.target_kinds[name] == "spherical":
-                        results[name] = spherical_tensormap(
-                            values.index_select(0, rows),
+                for m, result in enumerate(results):
+                    if want_values:
+                        member_values = of_member(values, m)
+                        if self.target_kinds[name] == "stress":
+                            member_values = atomic_stress(
+                                member_values,
+                                cell_volumes(systems, member_values),
+                                system_index,
+                            )
+                        result[name] = self._target_map(
+                            name,
+                            member_values.index_select(0, rows),
                             chosen_system,
                             chosen_atom,
                             n_systems,
                             outputs[name].sample_kind == "atom",
-                            self.target_irreps[name],
-                            properties,
                         )
-                    else:
-                        results[name] = make_tensormap(
-                            values.index_select(0, rows),
+                    if want_ll:
+                        member_features = of_member(last_layer, m)
+                        result[ll_name] = make_tensormap(
+                            member_features.index_select(0, rows),
                             chosen_system,
                             chosen_atom,
                             n_systems,
-                            outputs[name].sample_kind == "atom",
-                            self.target_components[name],
-                            properties,
+                            outputs[ll_name].sample_kind == "atom",
+                            1,
+                            feature_labels(member_features.shape[1]),
                         )
-                if want_ll:
-                    results[ll_name] = make_tensormap(
-                        last_layer.index_select(0, rows),
-                        chosen_system,
-                        chosen_atom,
-                        n_systems,
-                        outputs[ll_name].sample_kind == "atom",
-                        1,
-                        feature_labels(last_layer.shape[1]),
-                    )
 
         if "feature" in outputs:
-            summed_edges = torch.zeros(
-                node_features[-1].shape[0],
-                edge_features[-1].shape[1],
-                dtype=dtype,
-                device=edge_weights.device,
-            ).index_add(0, centers, edge_features[-1] * edge_weights[:, None])
-            features = torch.cat([node_features[-1], summed_edges], dim=1)
-            results["feature"] = make_tensormap(
-                features.index_select(0, rows),
-                chosen_system,
-                chosen_atom,
-                n_systems,
-                outputs["feature"].sample_kind == "atom",
-                1,
-                feature_labels(features.shape[1]),
-            )
+            edges = edge_features[-1]
+            summed_edges = zero_rows(
+                edges, node_features[-1].shape[-2], edges.shape[-1]
+            ).index_add(-2, centers, edges * edge_weights[:, None])
+            features = torch.cat([node_features[-1], summed_edges], dim=-1)
+            for m, result in enumerate(results):
+                member_features = of_member(features, m)
+                result["feature"] = make_tensormap(
+                    member_features.index_select(0, rows),
+                    chosen_system,
+                    chosen_atom,
+                    n_systems,
+                    outputs["feature"].sample_kind == "atom",
+                    1,
+                    feature_labels(member_features.shape[1]),
+                )
         return results
 
-    def _all_sequences(
-        self, graph: EdgeGraph, key_bias: torch.Tensor
+    def _sequences(
+        self,
+        graph: EdgeGraph,
+        key_bias: torch.Tensor,
+        subsets: List[AtomSubset],
+        budget: int,
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """Run the GNN layers on every atom's sequence.
+        """Run the GNN layers: on every atom's sequence, or with ``subsets`` (see
+        :mod:`pet_mta.modules.receptive_field`) layer ``k`` on the sequences of
+        ``subsets[k]`` only (the same numbers for the atoms of the last subset).
 
         :param key_bias: ``[N, T]`` log cutoff weights of every slot
-        :return: per read-out layer, central ``[N, d_pet]`` and edge ``[E, d_pet]``
-            output tokens
+        :param budget: padded tokens per chunk (see :mod:`pet_mta.modules.chunks`)
+        :return: per read-out layer, central ``[(M,) n, d_pet]`` and edge
+            ``[(M,) e, d_pet]`` output tokens of every atom and edge (``n = N``,
+            ``e = E``), or of the last subset's atoms and edges
         """
-        neighbor_species = graph.species[graph.neighbors]
+        trimmed = len(subsets) > 0
+        layer_graph = graph
+        layer_bias = key_bias
+        if trimmed:
+            layer_graph = subsets[0].graph
+            layer_bias = subsets[0].key_bias
+            chunks = subsets[0].chunks
+        else:
+            chunks = split_atoms(graph, key_bias, budget)
+        # the graph of a subset keeps the full graph's `neighbors` and `reverse`
+        neighbor_species = graph.species.index_select(0, layer_graph.neighbors)
+        # messages, central and edge tokens live on the rows of the previous layer
         messages = self.neighbor_embedding(neighbor_species)
-        central = torch.zeros(
-            graph.species.shape[0],
-            messages.shape[1],
-            dtype=messages.dtype,
-            device=messages.device,
-        )
-        has_reverse = (graph.reverse >= 0)[:, None]
-        reverse = graph.reverse.clamp(min=0)
-        chunks = split_atoms(graph, key_bias, self.tokens_per_chunk)
+        central = zero_rows(messages, layer_graph.species.shape[0], messages.shape[-1])
+        edge_out = messages
         node_features: List[torch.Tensor] = []
         edge_features: List[torch.Tensor] = []
         n_layers = len(self.gnn_layers)
@@ -330,86 +393,89 @@ class PET(torch.nn.Module):
             if k == 0:
                 # first messages are species embeddings: project the table only
                 table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
-                projected = table.index_select(0, neighbor_species)
+                projected = table.index_select(-2, neighbor_species)
             else:
-                species = neighbor_species + (k - 1) * self.n_species
-                projected = layer.tokenizer.project_messages(
-                    messages + self.layer_species(species)
-                )
-            central, edge_out = layer.by_chunks(
-                chunks, central, graph, projected, key_bias
-            )
-            if self.residual_readout or k == n_layers - 1:
-                node_features.append(central)
-                edge_features.append(edge_out)
-            if k < n_layers - 1:
                 # message passing: the output of edge j -> i feeds edge i -> j
-                incoming = edge_out.index_select(0, reverse)
+                reverse = layer_graph.reverse
+                if trimmed:
+                    previous, subset = subsets[k - 1], subsets[k]
+                    layer_graph = subset.graph
+                    layer_bias = subset.key_bias
+                    chunks = subset.chunks
+                    reverse = layer_graph.reverse
+                    central = central.index_select(-2, previous.atom_rows(subset.atoms))
+                    messages = messages.index_select(
+                        -2, previous.edge_rows(subset.edges)
+                    )
+                    reverse_rows = previous.edge_rows(
+                        torch.where(reverse >= 0, reverse, subset.edges)
+                    )
+                    neighbor_species = graph.species.index_select(
+                        0, layer_graph.neighbors
+                    )
+                else:
+                    reverse_rows = reverse.clamp(min=0)
+                incoming = edge_out.index_select(-2, reverse_rows)
                 messages = torch.where(
-                    has_reverse, 0.5 * (messages + incoming), messages
-                )
-        return node_features, edge_features
-
-    def _subset_sequences(
-        self, graph: EdgeGraph, subsets: List[AtomSubset]
-    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """Run GNN layer ``k`` on the sequences of ``subsets[k]`` only (see
-        :mod:`pet_mta.modules.receptive_field`); same numbers as
-        :meth:`_all_sequences` for the atoms of the last subset.
-
-        :return: per read-out layer, central ``[n, d_pet]`` and edge ``[e, d_pet]``
-            output tokens of the last subset's ``n`` atoms and ``e`` edges
-        """
-        last = subsets[-1]
-        first = subsets[0]
-        neighbor_species = graph.species.index_select(
-            0, graph.neighbors.index_select(0, first.edges)
-        )
-        # messages, central and edge tokens live on the rows of the previous subset
-        messages = self.neighbor_embedding(neighbor_species)
-        central = torch.zeros(
-            first.atoms.shape[0],
-            messages.shape[1],
-            dtype=messages.dtype,
-            device=messages.device,
-        )
-        edge_out = torch.zeros_like(messages)
-        previous = first
-        node_features: List[torch.Tensor] = []
-        edge_features: List[torch.Tensor] = []
-        n_layers = len(self.gnn_layers)
-        for k, layer in enumerate(self.gnn_layers):
-            subset = subsets[k]
-            if k == 0:
-                table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
-                projected = table.index_select(0, neighbor_species)
-            else:
-                central = central.index_select(0, previous.atom_rows(subset.atoms))
-                own = messages.index_select(0, previous.edge_rows(subset.edges))
-                # message passing: the output of edge j -> i feeds edge i -> j
-                reverse = subset.graph.reverse
-                has_reverse = (reverse >= 0)[:, None]
-                reverse = torch.where(reverse >= 0, reverse, subset.edges)
-                incoming = edge_out.index_select(0, previous.edge_rows(reverse))
-                messages = torch.where(has_reverse, 0.5 * (own + incoming), own)
-                species = graph.species.index_select(
-                    0, graph.neighbors.index_select(0, subset.edges)
+                    (reverse >= 0)[:, None], 0.5 * (messages + incoming), messages
                 )
                 projected = layer.tokenizer.project_messages(
-                    messages + self.layer_species(species + (k - 1) * self.n_species)
+                    messages
+                    + self.layer_species(neighbor_species + (k - 1) * self.n_species)
                 )
             central, edge_out = layer.by_chunks(
-                subset.chunks, central, subset.graph, projected, subset.key_bias
+                chunks, central, layer_graph, projected, layer_bias
             )
             if self.residual_readout or k == n_layers - 1:
-                node_features.append(
-                    central.index_select(0, subset.atom_rows(last.atoms))
-                )
-                edge_features.append(
-                    edge_out.index_select(0, subset.edge_rows(last.edges))
-                )
-            previous = subset
+                if trimmed:
+                    last, subset = subsets[-1], subsets[k]
+                    node_features.append(
+                        central.index_select(-2, subset.atom_rows(last.atoms))
+                    )
+                    edge_features.append(
+                        edge_out.index_select(-2, subset.edge_rows(last.edges))
+                    )
+                else:
+                    node_features.append(central)
+                    edge_features.append(edge_out)
         return node_features, edge_features
+
+    def _target_map(
+        self,
+        name: str,
+        values: torch.Tensor,
+        system_index: torch.Tensor,
+        atom_index: torch.Tensor,
+        n_systems: int,
+        per_atom: bool,
+    ) -> TensorMap:
+        """The output ``TensorMap`` of target ``name`` from the atomic ``values``
+        ``[n_selected, n_values]`` of the selected atoms."""
+        properties = Labels(
+            [self.target_property_names[name]],
+            torch.arange(self.target_properties[name], dtype=torch.int32).reshape(
+                -1, 1
+            ),
+        )
+        if self.target_kinds[name] == "spherical":
+            return spherical_tensormap(
+                values,
+                system_index,
+                atom_index,
+                n_systems,
+                per_atom,
+                self.target_irreps[name],
+                properties,
+            )
+        return make_tensormap(
+            values,
+            system_index,
+            atom_index,
+            n_systems,
+            per_atom,
+            self.target_components[name],
+            properties,
+        )
 
     def _has_output(self, name: str) -> bool:
         return (
@@ -466,6 +532,7 @@ class PET(torch.nn.Module):
     @torch.jit.unused
     def set_scale(self, target: str, scale: float) -> None:
         """Set the multiplicative scale of the atomic contributions of ``target``."""
+        self._one_model("set_scale")
         if target not in self.readouts:
             raise ValueError(f"unknown target '{target}'")
         if not scale > 0:
@@ -480,7 +547,16 @@ class PET(torch.nn.Module):
             z: float(readout.baseline[i, 0]) for i, z in enumerate(self.atomic_types)
         }
 
+    @torch.jit.unused
+    def _one_model(self, method: str) -> None:
+        if self.n_members > 0:
+            raise ValueError(
+                f"{method} needs a single model, not a stack of {self.n_members}"
+            )
+
+    @torch.jit.unused
     def _scalar_readout(self, target: str) -> TargetReadout:
+        self._one_model("baselines")
         if target not in self.readouts:
             raise ValueError(f"unknown target '{target}'")
         readout = self.readouts[target]
@@ -493,4 +569,5 @@ class PET(torch.nn.Module):
         """Wrap a copy of this model into an ``AtomisticModel`` (current dtype)."""
         from .export import export
 
+        self._one_model("export")
         return export(self, metadata=metadata)

@@ -8,7 +8,7 @@ from ecse_helpers import ToyBackbone
 from metatensor.torch import Labels
 from metatomic.torch import ModelOutput
 
-from pet_mta import Ensemble
+from pet_mta import PET, Ensemble
 from pet_mta.neighbors import systems_from_ase
 from pet_mta.stacked import stack_members
 
@@ -85,7 +85,11 @@ def test_chunks_do_not_change_the_stacked_pass():
     chunked.tokens_per_chunk = 2 * 8  # a few atoms per chunk and member
     systems = systems_from_ase([triclinic_alloy().repeat(2)], members[0])
     request = {"energy": ModelOutput(sample_kind="atom")}
-    for a, b in zip(whole(systems, request), chunked(systems, request)):
+    pairs = zip(
+        whole.predict_members(systems, request),
+        chunked.predict_members(systems, request),
+    )
+    for a, b in pairs:
         torch.testing.assert_close(
             a["energy"].block().values, b["energy"].block().values, rtol=0, atol=1e-12
         )
@@ -124,3 +128,69 @@ def test_only_one_architecture_is_stacked():
     foreign = ToyBackbone()
     assert stack_members([base, foreign]) is None
     assert Ensemble([base, tiny_pet(TYPES, seed=1)]).is_stacked
+
+
+def test_the_stacked_model_is_a_pet_with_the_members_layers():
+    """One source: the stack is a PET built with a member axis, with the members'
+    state-dict entries (stacked), so a new layer of PET reaches it by itself."""
+    members = [tiny_pet(TYPES, seed=seed, targets=TARGETS) for seed in range(3)]
+    stacked = stack_members(members)
+    assert isinstance(stacked, PET) and stacked.n_members == 3
+    assert set(stacked.state_dict()) == set(members[0].state_dict())
+    for key, value in stacked.state_dict().items():
+        own = [m.state_dict()[key] for m in members]
+        if value.shape == own[0].shape:
+            assert all(torch.equal(value, o) for o in own)
+        else:
+            assert torch.equal(value, torch.stack(own))
+    assert not any(p.requires_grad for p in stacked.parameters())
+    with pytest.raises(ValueError, match="predict_members"):
+        stacked(systems_from_ase([molecule()], members[0]), outputs("system"))
+    with pytest.raises(ValueError, match="single model"):
+        stacked.export()
+
+
+def test_stacked_features_equal_each_members_features():
+    """Outputs the ensemble does not average (features, last-layer features) come
+    out of the stacked pass too, member by member."""
+    members = [
+        tiny_pet(TYPES, seed=seed, featurizer_type="residual") for seed in range(2)
+    ]
+    stacked = stack_members(members)
+    systems = systems_from_ase([molecule(), triclinic_alloy()], members[0])
+    request = {
+        name: ModelOutput(sample_kind="atom")
+        for name in ("energy", "feature", "mtt::aux::energy_last_layer_features")
+    }
+    selection = Labels(["system", "atom"], torch.tensor([[0, 1], [1, 2]]))
+    for selected in (None, selection):
+        results = stacked.predict_members(systems, request, selected)
+        assert len(results) == 2
+        for member, result in zip(members, results):
+            expected = member(systems, request, selected)
+            for name in request:
+                torch.testing.assert_close(
+                    result[name].block().values,
+                    expected[name].block().values,
+                    rtol=0,
+                    atol=1e-12,
+                )
+
+
+def test_architecture_survives_export_and_rebuilds_the_model(tmp_path):
+    model = tiny_pet(TYPES, targets=TARGETS, normalization="LayerNorm")
+    path = tmp_path / "model.pt"
+    model.export().save(str(path))
+    scripted = torch.jit.load(str(path)).module
+    assert scripted.architecture == model.architecture
+    again = PET.from_architecture(scripted.architecture)
+    assert again.architecture == model.architecture
+    again.load_state_dict(model.state_dict())  # same entries and shapes
+
+
+def test_members_with_other_tables_are_not_stacked():
+    """Entries without a member axis (here the species table) must agree."""
+    first, second = tiny_pet(TYPES, seed=0), tiny_pet(TYPES, seed=1)
+    assert stack_members([first, second]) is not None
+    second.type_to_index[1] = 2  # H read as O: no longer the same model layout
+    assert stack_members([first, second]) is None

@@ -6,21 +6,27 @@ import torch
 
 from .chunks import AtomChunk
 from .graph import EdgeGraph
-from .receptive_field import AtomSubset
+from .members import Embedding
 from .tokens import EdgeTokenizer
 from .transformer import TransformerBlock
 
 
 class GNNLayer(torch.nn.Module):
-    """One message-passing layer: tokenise edges, run transformer blocks."""
+    """One message-passing layer: tokenise edges, run transformer blocks.
 
-    def __init__(self, hypers: Dict[str, Any], n_species: int):
+    :param hypers: resolved model hyper-parameters (:mod:`pet_mta.hypers`)
+    :param n_species: number of atomic species
+    :param n_members: leading member axis of the weights (see :mod:`.members`)
+    """
+
+    def __init__(self, hypers: Dict[str, Any], n_species: int, n_members: int = 0):
         super().__init__()
         d_pet = int(hypers["d_pet"])
-        self.central_embedding = torch.nn.Embedding(n_species, d_pet)
+        self.central_embedding = Embedding(n_species, d_pet, n_members)
         self.tokenizer = EdgeTokenizer(
             d_pet,
             distance_only=hypers["edge_embedding"] == "distance",
+            n_members=n_members,
         )
         self.blocks = torch.nn.ModuleList(
             [
@@ -32,6 +38,7 @@ class GNNLayer(torch.nn.Module):
                     activation=hypers["activation"],
                     temperature=float(hypers["attention_temperature"]),
                     pre_norm=hypers["transformer_type"] == "PreLN",
+                    n_members=n_members,
                 )
                 for _ in range(int(hypers["num_attention_layers"]))
             ]
@@ -49,15 +56,19 @@ class GNNLayer(torch.nn.Module):
         key_bias: torch.Tensor,
     ) -> torch.Tensor:
         """
-        :param projected: ``[E, d_pet]`` incoming messages after
+        :param central: ``[(M,) n, d_pet]`` central tokens of ``n`` atoms
+        :param species: ``[n]`` species index of the atoms
+        :param vectors: ``[e, 3]`` and ``distances``: ``[e]``, geometry of their edges
+        :param projected: ``[(M,) e, d_pet]`` incoming messages after
             ``tokenizer.project_messages``
-        :return: packed output tokens ``[N + E, d_pet]`` (centres first)
+        :return: packed output tokens ``[(M,) n + e, d_pet]`` (centres first)
         """
         tokens = torch.cat(
             [
                 central + self.central_embedding(species),
                 self.tokenizer.tokens(vectors, distances, projected),
-            ]
+            ],
+            dim=-2,
         )
         for block in self.blocks:
             tokens = block(tokens, token_atom, token_slot, key_bias)
@@ -74,7 +85,7 @@ class GNNLayer(torch.nn.Module):
         """This layer over all atoms, chunk by chunk (see :mod:`.chunks`); same result
         as one call on all atoms.
 
-        :return: central tokens ``[N, d]`` and edge tokens ``[E, d]``
+        :return: central tokens ``[(M,) N, d]`` and edge tokens ``[(M,) E, d]``
         """
         if len(chunks) == 1:
             tokens = self(
@@ -87,48 +98,25 @@ class GNNLayer(torch.nn.Module):
                 graph.token_slot,
                 key_bias,
             )
-            n_atoms = central.shape[0]
-            return tokens[:n_atoms], tokens[n_atoms:]
+            n_atoms = graph.species.shape[0]
+            return tokens.narrow(-2, 0, n_atoms), tokens.narrow(
+                -2, n_atoms, tokens.shape[-2] - n_atoms
+            )
         central_parts: List[torch.Tensor] = []
         edge_parts: List[torch.Tensor] = []
         for chunk in chunks:
-            a0, a1 = chunk.first_atom, chunk.stop_atom
-            e0, e1 = chunk.first_edge, chunk.stop_edge
+            a0, n = chunk.first_atom, chunk.stop_atom - chunk.first_atom
+            e0, e = chunk.first_edge, chunk.stop_edge - chunk.first_edge
             tokens = self(
-                central[a0:a1],
-                graph.species[a0:a1],
-                graph.vectors[e0:e1],
-                graph.distances[e0:e1],
-                projected[e0:e1],
+                central.narrow(-2, a0, n),
+                graph.species.narrow(0, a0, n),
+                graph.vectors.narrow(0, e0, e),
+                graph.distances.narrow(0, e0, e),
+                projected.narrow(-2, e0, e),
                 chunk.token_atom,
                 chunk.token_slot,
                 chunk.key_bias,
             )
-            central_parts.append(tokens[: a1 - a0])
-            edge_parts.append(tokens[a1 - a0 :])
-        return torch.cat(central_parts), torch.cat(edge_parts)
-
-    def on_subset(
-        self,
-        subset: AtomSubset,
-        central: torch.Tensor,
-        projected: torch.Tensor,
-        n_edges: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """This layer on the sequences of ``subset`` only (see
-        :mod:`.receptive_field`).
-
-        :param central: ``[N, d]`` central tokens of all atoms (subset rows are read)
-        :param projected: ``[e, d]`` projected messages of the subset's edges
-        :param n_edges: ``E``, number of edges of the full graph
-        :return: central tokens ``[N, d]`` and edge tokens ``[E, d]``, zero outside
-            the subset
-        """
-        sub_central, sub_edges = self.by_chunks(
-            subset.chunks,
-            central.index_select(0, subset.atoms),
-            subset.graph,
-            projected,
-            subset.key_bias,
-        )
-        return subset.scatter(sub_central, sub_edges, central.shape[0], n_edges)
+            central_parts.append(tokens.narrow(-2, 0, n))
+            edge_parts.append(tokens.narrow(-2, n, e))
+        return torch.cat(central_parts, dim=-2), torch.cat(edge_parts, dim=-2)

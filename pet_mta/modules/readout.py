@@ -5,6 +5,7 @@ from typing import List, Tuple
 import torch
 
 from .heads import Head
+from .members import member_shape, zero_rows
 
 
 class TargetReadout(torch.nn.Module):
@@ -17,6 +18,8 @@ class TargetReadout(torch.nn.Module):
     :param n_layers: number of read-out layers (1, or ``num_gnn_layers``)
     :param n_species: number of atomic species (rows of the baseline)
     :param n_values: values per atom (``n_properties * n_components``)
+    :param n_members: leading member axis of the weights, baseline and scale (see
+        :mod:`.members`)
     """
 
     def __init__(
@@ -28,17 +31,25 @@ class TargetReadout(torch.nn.Module):
         n_species: int,
         n_values: int,
         has_baseline: bool,
+        n_members: int = 0,
     ):
         super().__init__()
         self.node_heads = torch.nn.ModuleList(
-            [Head(d_node, d_head, n_values) for _ in range(n_layers)]
+            [
+                Head(d_node, d_head, n_values, n_members=n_members)
+                for _ in range(n_layers)
+            ]
         )
         self.edge_heads = torch.nn.ModuleList(
-            [Head(d_pet, d_head, n_values, bias=False) for _ in range(n_layers)]
+            [
+                Head(d_pet, d_head, n_values, bias=False, n_members=n_members)
+                for _ in range(n_layers)
+            ]
         )
         self.has_baseline = has_baseline
-        self.register_buffer("baseline", torch.zeros(n_species, n_values))
-        self.register_buffer("scale", torch.ones(n_values))
+        members = member_shape(n_members)
+        self.register_buffer("baseline", torch.zeros(members + [n_species, n_values]))
+        self.register_buffer("scale", torch.ones(members + [n_values]))
         self.n_values = n_values
 
     def forward(
@@ -51,37 +62,31 @@ class TargetReadout(torch.nn.Module):
         with_last_layer: bool,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
-        :param node_features: per layer ``[N, d_node]``
-        :param edge_features: per layer ``[E, d_pet]``
+        :param node_features: per layer ``[(M,) N, d_node]``
+        :param edge_features: per layer ``[(M,) E, d_pet]``
         :param edge_weights: ``[E]`` cutoff weights
         :param centers: ``[E]`` centre atom of every edge
         :param species: ``[N]`` species index of every atom
-        :return: atomic values ``[N, n_values]`` and, if requested, last-layer
-            features ``[N, 2 * d_head * n_layers]`` (else an empty tensor)
+        :return: atomic values ``[(M,) N, n_values]`` and, if requested, last-layer
+            features ``[(M,) N, 2 * d_head * n_layers]`` (else an empty tensor)
         """
-        n_atoms = species.shape[0]
-        values = torch.zeros(
-            n_atoms,
-            self.n_values,
-            dtype=edge_weights.dtype,
-            device=edge_weights.device,
-        )
+        values = zero_rows(node_features[0], species.shape[0], self.n_values)
         hidden: List[torch.Tensor] = []
         for i, (node_head, edge_head) in enumerate(
             zip(self.node_heads, self.edge_heads)
         ):
             node_hidden = node_head.hidden(node_features[i])
             edge_hidden = edge_head.hidden(edge_features[i]) * edge_weights[:, None]
-            summed = torch.zeros_like(node_hidden).index_add(0, centers, edge_hidden)
+            summed = torch.zeros_like(node_hidden).index_add(-2, centers, edge_hidden)
             values = values + node_head.last(node_hidden) + edge_head.last(summed)
             if with_last_layer:
                 hidden.append(node_hidden)
                 hidden.append(summed)
-        values = values * self.scale
+        values = values * self.scale.unsqueeze(-2)
         if self.has_baseline:
-            values = values + self.baseline[species]
+            values = values + self.baseline.index_select(-2, species)
         if with_last_layer:
-            return values, torch.cat(hidden, dim=1)
+            return values, torch.cat(hidden, dim=-1)
         return values, torch.zeros(0, device=values.device, dtype=values.dtype)
 
 

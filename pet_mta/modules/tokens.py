@@ -2,6 +2,8 @@
 
 import torch
 
+from .members import Linear, linear
+
 
 class EdgeTokenizer(torch.nn.Module):
     """``token_ij = MLP([W_geo (x, y, z, |r|), m_ij])`` of width ``d``.
@@ -20,16 +22,18 @@ class EdgeTokenizer(torch.nn.Module):
 
     :param width: token width ``d_pet``
     :param distance_only: drop the Cartesian components
+    :param n_members: leading member axis of the weights (see :mod:`.members`)
     """
 
-    def __init__(self, width: int, distance_only: bool = False):
+    def __init__(self, width: int, distance_only: bool = False, n_members: int = 0):
         super().__init__()
         self.distance_only = distance_only
-        self.geometry = torch.nn.Linear(1 if distance_only else 4, width)
+        self.width = width
+        self.geometry = Linear(1 if distance_only else 4, width, n_members=n_members)
         self.compress = torch.nn.Sequential(
-            torch.nn.Linear(2 * width, width),
+            Linear(2 * width, width, n_members=n_members),
             torch.nn.SiLU(),
-            torch.nn.Linear(width, width),
+            Linear(width, width, n_members=n_members),
         )
 
     def forward(
@@ -38,37 +42,43 @@ class EdgeTokenizer(torch.nn.Module):
         """
         :param vectors: ``[E, 3]`` edge vectors
         :param distances: ``[E]`` edge lengths
-        :param messages: ``[E, d]`` incoming message of every edge
-        :return: ``[E, d]`` edge tokens
+        :param messages: ``[(M,) E, d]`` incoming message of every edge
+        :return: ``[(M,) E, d]`` edge tokens
         """
         return self.tokens(vectors, distances, self.project_messages(messages))
 
     def project_messages(self, messages: torch.Tensor) -> torch.Tensor:
         """Message part of the first ``compress`` layer, with all the biases.
 
-        ``[..., d] -> [..., d]``; linear, so it can also be applied to a table of
-        messages (e.g. one per species) and gathered afterwards.
+        ``[(M,) n, d] -> [(M,) n, d]``; linear, so it can also be applied to a table
+        of messages (e.g. one per species) and gathered afterwards.
         """
         first = self.compress[0]
-        width = self.geometry.weight.shape[0]
-        bias = first.bias + torch.mv(first.weight[:, :width], self.geometry.bias)
-        return torch.nn.functional.linear(messages, first.weight[:, width:], bias)
+        geometry_part = first.weight.narrow(-1, 0, self.width)
+        bias = first.bias + torch.matmul(
+            geometry_part, self.geometry.bias.unsqueeze(-1)
+        ).squeeze(-1)
+        return linear(messages, first.weight.narrow(-1, self.width, self.width), bias)
 
     def tokens(
         self, vectors: torch.Tensor, distances: torch.Tensor, projected: torch.Tensor
     ) -> torch.Tensor:
-        """Edge tokens from the geometry and :meth:`project_messages` ``[E, d]``.
+        """Edge tokens ``[(M,) E, d]`` from the geometry and :meth:`project_messages`.
 
         Same as ``compress(cat([geometry(g), m]))`` with the geometry embedding
         folded into the first ``compress`` layer (one small ``[d, 4]`` product per
         call instead of an ``[E, d] x [d, d]`` one).
         """
         first = self.compress[0]
-        width = self.geometry.weight.shape[0]
-        folded = torch.mm(first.weight[:, :width], self.geometry.weight)
+        folded = torch.matmul(
+            first.weight.narrow(-1, 0, self.width), self.geometry.weight
+        )  # [(M,) d, 4]
         if self.distance_only:
             geometry = distances[:, None]
         else:
             geometry = torch.cat([vectors, distances[:, None]], dim=1)
-        hidden = torch.addmm(projected, geometry, folded.t())
+        if folded.dim() == 2:
+            hidden = torch.addmm(projected, geometry, folded.t())
+        else:  # the same geometry for every member
+            hidden = projected + torch.matmul(geometry, folded.transpose(1, 2))
         return self.compress[2](torch.nn.functional.silu(hidden))

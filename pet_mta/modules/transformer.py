@@ -2,44 +2,48 @@
 
 Tokens are packed ``[N + E, d]`` (central tokens first, then edges); dense layers run
 on the packed tensor so no work is spent on padding. Only the attention products use
-a padded ``[N * heads, T, ...]`` layout.
+a padded ``[N * heads, T, ...]`` layout. Every layer also runs ``M`` models at once
+(weights and tokens with a leading member axis, see :mod:`.members`).
 """
+
+from typing import List
 
 import torch
 
 from .graph import EdgeGraph
-
-
-def make_norm(kind: str, width: int) -> torch.nn.Module:
-    """``RMSNorm`` or ``LayerNorm`` over the last dimension."""
-    if kind == "RMSNorm":
-        return torch.nn.RMSNorm(width)
-    if kind == "LayerNorm":
-        return torch.nn.LayerNorm(width)
-    raise ValueError(f"unknown normalization '{kind}'")
+from .members import Linear, Norm, linear
 
 
 class FeedForward(torch.nn.Module):
-    """``d -> d_feedforward -> d`` with SiLU or SwiGLU activation."""
+    """``d -> d_feedforward -> d`` with SiLU or SwiGLU activation.
 
-    def __init__(self, width: int, hidden: int, activation: str):
+    :param n_members: leading member axis of the weights (see :mod:`.members`)
+    """
+
+    def __init__(self, width: int, hidden: int, activation: str, n_members: int = 0):
         super().__init__()
         if activation not in ("SiLU", "SwiGLU"):
             raise ValueError(f"unknown activation '{activation}'")
         self.gated = activation == "SwiGLU"
         self.hidden = hidden
-        self.expand = torch.nn.Linear(width, 2 * hidden if self.gated else hidden)
-        self.contract = torch.nn.Linear(hidden, width)
+        self.expand = Linear(
+            width, 2 * hidden if self.gated else hidden, n_members=n_members
+        )
+        self.contract = Linear(hidden, width, n_members=n_members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[(M,) n, d] -> [(M,) n, d]``."""
         if self.gated:
             # gate and value rows of `expand` as two products: no split of the
             # [n, 2 * hidden] output, and no concatenation of its gradient
             weight = self.expand.weight
             bias = self.expand.bias
+            assert bias is not None
             hidden = self.hidden
-            gate = torch.nn.functional.linear(x, weight[:hidden], bias[:hidden])
-            value = torch.nn.functional.linear(x, weight[hidden:], bias[hidden:])
+            gate = linear(x, weight.narrow(-2, 0, hidden), bias.narrow(-1, 0, hidden))
+            value = linear(
+                x, weight.narrow(-2, hidden, hidden), bias.narrow(-1, hidden, hidden)
+            )
             h = torch.nn.functional.silu(gate) * value
         else:
             h = torch.nn.functional.silu(self.expand(x))
@@ -57,18 +61,21 @@ class CutoffAttention(torch.nn.Module):
     fused kernel), with ``log 0 = -inf`` for padding.
 
     Queries, keys and values are scattered from the packed tokens straight into a
-    head-major ``[3, N * heads, T, d_head]`` grid, so both attention products are
+    head-major ``[3, S * heads, T, d_head]`` grid, so both attention products are
     plain batched matrix products on contiguous memory; the ``1 / sqrt(d_head)``
-    factor is applied to the query rows of the projection weights.
+    factor is applied to the query rows of the projection weights. With a member
+    axis, every (member, atom) pair is one of the ``S = M N`` sequences.
     """
 
-    def __init__(self, width: int, num_heads: int, temperature: float):
+    def __init__(
+        self, width: int, num_heads: int, temperature: float, n_members: int = 0
+    ):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = width // num_heads
         self.scale = 1.0 / (temperature * self.head_dim**0.5)
-        self.qkv = torch.nn.Linear(width, 3 * width)
-        self.out = torch.nn.Linear(width, width)
+        self.qkv = Linear(width, 3 * width, n_members=n_members)
+        self.out = Linear(width, width, n_members=n_members)
         self.width = width
 
     def forward(
@@ -79,49 +86,70 @@ class CutoffAttention(torch.nn.Module):
         key_bias: torch.Tensor,
     ) -> torch.Tensor:
         """
-        :param tokens: packed tokens ``[N + E, d]``
+        :param tokens: packed tokens ``[(M,) N + E, d]``
         :param token_atom: ``[N + E]`` atom (sequence) of every token
         :param token_slot: ``[N + E]`` position of every token in its sequence
         :param key_bias: ``[N, T]`` log of the cutoff weight of every slot (``-inf``
             for padding), see :func:`log_key_weights`
-        :return: updated packed tokens ``[N + E, d]``
+        :return: updated packed tokens, same shape as ``tokens``
         """
-        n_tokens = tokens.shape[0]
+        n_tokens = token_atom.shape[0]
         n_atoms = key_bias.shape[0]
         max_tokens = key_bias.shape[1]
         heads = self.num_heads
         head_dim = self.head_dim
+        width = self.width
         weight = self.qkv.weight
         bias = self.qkv.bias
-        weight = torch.cat([weight[: self.width] * self.scale, weight[self.width :]])
-        bias = torch.cat([bias[: self.width] * self.scale, bias[self.width :]])
-        qkv = torch.nn.functional.linear(tokens, weight, bias)
+        assert bias is not None
+        weight = torch.cat(
+            [
+                weight.narrow(-2, 0, width) * self.scale,
+                weight.narrow(-2, width, 2 * width),
+            ],
+            dim=-2,
+        )
+        bias = torch.cat(
+            [bias.narrow(-1, 0, width) * self.scale, bias.narrow(-1, width, 2 * width)],
+            dim=-1,
+        )
+        qkv = linear(tokens, weight, bias)
+        if tokens.dim() == 2:
+            members = 1
+            sequence = token_atom
+            slot = token_slot
+        else:
+            members = tokens.shape[0]
+            member = torch.arange(members, device=tokens.device)[:, None]
+            sequence = (member * n_atoms + token_atom[None, :]).reshape(-1)
+            slot = token_slot.repeat(members)
+        sequences = members * n_atoms
         grid = torch.zeros(
             3,
-            n_atoms,
+            sequences,
             heads,
             max_tokens,
             head_dim,
             dtype=tokens.dtype,
             device=tokens.device,
         )
-        # [N, T, 3, H, dh] view of the grid, filled token by token
+        # [S, T, 3, H, dh] view of the grid, filled token by token
         grid.permute(1, 3, 0, 2, 4).index_put_(
-            (token_atom, token_slot), qkv.view(n_tokens, 3, heads, head_dim)
+            (sequence, slot), qkv.reshape(members * n_tokens, 3, heads, head_dim)
         )
-        query, key, value = torch.unbind(
-            grid.view(3, n_atoms * heads, max_tokens, head_dim), 0
-        )
+        batch = sequences * heads
+        query, key, value = torch.unbind(grid.view(3, batch, max_tokens, head_dim), 0)
 
         logits = torch.bmm(query, key.transpose(1, 2))
-        logits = logits.view(n_atoms, heads, max_tokens, max_tokens)
-        alpha = torch.softmax(logits + key_bias[:, None, None, :], dim=-1)
+        logits = logits.view(members, n_atoms, heads, max_tokens, max_tokens)
+        alpha = torch.softmax(logits + key_bias[None, :, None, None, :], dim=-1)
         mixed = torch.bmm(
-            alpha.view(n_atoms * heads, max_tokens, max_tokens), value
-        )  # [N * H, T, dh]
-        mixed = mixed.view(n_atoms, heads, max_tokens, head_dim).permute(0, 2, 1, 3)
-        mixed = mixed[token_atom, token_slot].reshape(n_tokens, heads * head_dim)
-        return self.out(mixed)
+            alpha.view(batch, max_tokens, max_tokens), value
+        )  # [S * H, T, dh]
+        mixed = mixed.view(sequences, heads, max_tokens, head_dim).permute(0, 2, 1, 3)
+        shape: List[int] = list(tokens.shape[:-1])
+        shape.append(width)
+        return self.out(mixed[sequence, slot].reshape(shape))
 
 
 def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
@@ -159,25 +187,31 @@ def key_bias_grid(graph: EdgeGraph, edge_weights: torch.Tensor) -> torch.Tensor:
     )
 
 
-class ResidualBlock(torch.nn.Module):
-    """Attention then feed-forward, each with a residual and a normalisation, before
-    (pre-LN) or after (post-LN) the residual. The parts are given, so that stacked
-    parts (:mod:`.stacked`) reuse the same wiring."""
+class TransformerBlock(torch.nn.Module):
+    """One PET transformer block on packed tokens ``[(M,) N + E, d]``: attention
+    then feed-forward, each with a residual and a normalisation, before (pre-LN) or
+    after (post-LN) the residual.
+
+    :param n_members: leading member axis of the weights (see :mod:`.members`)
+    """
 
     def __init__(
         self,
-        attention: torch.nn.Module,
-        feedforward: torch.nn.Module,
-        norm_attention: torch.nn.Module,
-        norm_feedforward: torch.nn.Module,
+        width: int,
+        num_heads: int,
+        feedforward: int,
+        normalization: str,
+        activation: str,
+        temperature: float,
         pre_norm: bool,
+        n_members: int = 0,
     ):
         super().__init__()
         self.pre_norm = pre_norm
-        self.attention = attention
-        self.feedforward = feedforward
-        self.norm_attention = norm_attention
-        self.norm_feedforward = norm_feedforward
+        self.attention = CutoffAttention(width, num_heads, temperature, n_members)
+        self.feedforward = FeedForward(width, feedforward, activation, n_members)
+        self.norm_attention = Norm(normalization, width, n_members)
+        self.norm_feedforward = Norm(normalization, width, n_members)
 
     def forward(
         self,
@@ -196,25 +230,3 @@ class ResidualBlock(torch.nn.Module):
             tokens + self.attention(tokens, token_atom, token_slot, key_bias)
         )
         return self.norm_feedforward(tokens + self.feedforward(tokens))
-
-
-class TransformerBlock(ResidualBlock):
-    """One PET transformer block on packed tokens ``[N + E, d]``."""
-
-    def __init__(
-        self,
-        width: int,
-        num_heads: int,
-        feedforward: int,
-        normalization: str,
-        activation: str,
-        temperature: float,
-        pre_norm: bool,
-    ):
-        super().__init__(
-            CutoffAttention(width, num_heads, temperature),
-            FeedForward(width, feedforward, activation),
-            make_norm(normalization, width),
-            make_norm(normalization, width),
-            pre_norm,
-        )

@@ -14,7 +14,7 @@ standard metatomic outputs
 
 Forces and stress stay conservative: engines differentiate the mean energy, and
 autograd runs through every member. PET members of one architecture are evaluated
-in one batched pass with stacked weights (:class:`pet_mta.stacked.StackedPET`);
+in one batched pass with stacked weights (:func:`pet_mta.stacked.stack_members`);
 other members one after another. Neighbour lists are computed once by the engine.
 """
 
@@ -35,7 +35,8 @@ from metatomic.torch import (
 )
 
 from ..checks import flag, per_atom
-from ..stacked import StackedPET, stack_members
+from ..model import PET
+from ..stacked import stack_members
 from .loading import (
     Backbone,
     ModelLike,
@@ -72,7 +73,7 @@ def averageable(name: str) -> bool:
 class NotStacked(torch.nn.Module):
     """Placeholder for ensembles whose members are evaluated one by one."""
 
-    def forward(
+    def predict_members(
         self,
         systems: List[System],
         outputs: Dict[str, ModelOutput],
@@ -92,8 +93,9 @@ class EnsembleModule(torch.nn.Module):
     :param neighbor_lists: every neighbour list the members read (members loaded
         from files no longer declare them themselves)
     :param inputs: every custom input the members read
-    :param stacked: the members as one :class:`~pet_mta.stacked.StackedPET` (then
-        only it is kept), or ``None`` to evaluate them one after another
+    :param stacked: the members as one ``PET(n_members=M)`` (see
+        :func:`~pet_mta.stacked.stack_members`; then only it is kept), or ``None``
+        to evaluate them one after another
     """
 
     derived: Dict[str, str]
@@ -107,7 +109,7 @@ class EnsembleModule(torch.nn.Module):
         factors: List[Dict[str, float]],
         neighbor_lists: List[NeighborListOptions],
         inputs: Dict[str, ModelOutput],
-        stacked: Optional[StackedPET] = None,
+        stacked: Optional[PET] = None,
     ):
         super().__init__()
         if len(members) < 2:
@@ -165,7 +167,9 @@ class EnsembleModule(torch.nn.Module):
             predictions[source] = empty
         member_results: List[Dict[str, TensorMap]] = []
         if self.is_stacked:
-            member_results = self.stacked(systems, requests, selected_atoms)
+            member_results = self.stacked.predict_members(
+                systems, requests, selected_atoms
+            )
         else:
             for member in self.members:
                 member_results.append(member(systems, requests, selected_atoms))
