@@ -1,11 +1,12 @@
 """Cost of an ensemble: members stacked in one batched pass vs one after another.
 
 ``M`` random PET members of one architecture (float32) wrapped by
-:class:`pet_mta.Ensemble` twice, with ``stack=True`` (one
-:class:`~pet_mta.stacked.StackedPET` pass) and ``stack=False``; both exported and
-loaded like an engine would, and timed interleaved in one process (energy, energy
-uncertainty and forces, median of ``--repeats`` calls after ``--warmup``). The
-plain single member is timed too, so the ensemble's cost per member shows.
+:class:`pet_mta.Ensemble` twice, with ``stack=True`` (one pass of a PET with
+stacked weights, :func:`~pet_mta.stacked.stack_members`) and ``stack=False``; both
+exported and loaded like an engine would, and timed interleaved in one process
+(energy, energy uncertainty and forces, median of ``--repeats`` calls after
+``--warmup``). The plain single member is timed too, so the ensemble's cost per
+member shows.
 
 Usage::
 
