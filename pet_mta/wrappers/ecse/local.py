@@ -157,7 +157,7 @@ class LocalMode(torch.nn.Module):
                     n_sel,
                 )
             for name in names:
-                rotated = rotate_back(predictions[name], batch_frames)
+                rotated = rotate_back(predictions[name], batch_frames, self.wigner)
                 if name not in averages.templates:
                     averages.templates[name] = rotated
                 for b, block in enumerate(rotated.blocks()):

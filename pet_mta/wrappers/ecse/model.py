@@ -31,6 +31,7 @@ from .auxiliary import AuxiliaryBlend
 from .averages import Averages, Selection, source_name
 from .frames import FrameHypers
 from .local import LocalMode
+from .spherical import WignerMatrices
 from .whole import WholeMode
 
 
@@ -86,6 +87,8 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         self.inversion = inversion
         self.hypers = hypers
         self.batch_size = int(batch_size)
+        # Wigner matrices of the frames, for spherical outputs (see .spherical)
+        self.wigner = WignerMatrices()
         self.frame_list = NeighborListOptions(
             cutoff=hypers.outer_cutoff, full_list=True, strict=True, requestor="ecse"
         )

@@ -10,12 +10,12 @@ therefore in metatomic's (and metatrain's) real spherical-harmonics convention b
 construction, to round-off.
 """
 
-from typing import List
+import functools
+from typing import List, Tuple
 
 import torch
 from metatensor.torch import TensorMap
 from metatomic.torch.o3._transformations import (
-    _transform_tensormap_batched,
     max_o3_lambda_in_tensor,
     random_transformations,
 )
@@ -57,6 +57,30 @@ def _kron_batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a[:, :, None, :, None] * b[:, None, :, None, :]).reshape(n, p * q, p * q)
 
 
+@functools.cache
+def _packed_intertwiners(max_lambda: int) -> Tuple[torch.Tensor, List[List[int]]]:
+    """``C_1 .. C_max_lambda`` flattened and concatenated, and their shapes."""
+    generator = torch.Generator().manual_seed(0)
+    rotations = random_transformations(
+        2,
+        max_lambda,
+        device=torch.device("cpu"),
+        dtype=torch.float64,
+        generator=generator,
+    )
+    matrices = list(rotations.matrices.unbind(0))
+    d1 = list(rotations.wigner_D_matrices(1).unbind(0))
+    packed = [_intertwiner(matrices, d1)]
+    previous = d1
+    for ell in range(2, max_lambda + 1):
+        current = list(rotations.wigner_D_matrices(ell).unbind(0))
+        product = [torch.kron(p, d) for p, d in zip(previous, d1)]
+        packed.append(_intertwiner(product, current))
+        previous = current
+    shapes = [list(c.shape) for c in packed]
+    return torch.cat([c.reshape(-1) for c in packed]), shapes
+
+
 class WignerMatrices(torch.nn.Module):
     """Real Wigner D matrices of a batch of proper rotations.
 
@@ -68,27 +92,14 @@ class WignerMatrices(torch.nn.Module):
         if max_lambda < 1:
             raise ValueError(f"max_lambda must be >= 1, got {max_lambda}")
         self.max_lambda = max_lambda
-        generator = torch.Generator().manual_seed(0)
-        rotations = random_transformations(
-            2,
-            max_lambda,
-            device=torch.device("cpu"),
-            dtype=torch.float64,
-            generator=generator,
-        )
-        matrices = list(rotations.matrices.unbind(0))
-        reference = [rotations.wigner_D_matrices(ell).unbind(0) for ell in range(2)]
-        packed = [_intertwiner(matrices, list(reference[1]))]
-        previous = list(reference[1])
-        for ell in range(2, max_lambda + 1):
-            current = list(rotations.wigner_D_matrices(ell).unbind(0))
-            product = [torch.kron(p, d1) for p, d1 in zip(previous, reference[1])]
-            packed.append(_intertwiner(product, current))
-            previous = current
-        self.shapes: List[List[int]] = [list(c.shape) for c in packed]
-        self.register_buffer(
-            "intertwiners", torch.cat([c.reshape(-1) for c in packed]), persistent=True
-        )
+        packed, shapes = _packed_intertwiners(max_lambda)
+        self.shapes: List[List[int]] = shapes
+        # not a buffer, which casting the wrapper to float32 would round; and in
+        # two float32-exact halves, as TorchScript's torch.tensor(List[float])
+        # rounds through float32
+        high = packed.to(torch.float32).to(torch.float64)
+        self.high: List[float] = high.tolist()
+        self.low: List[float] = (packed - high).to(torch.float32).tolist()
 
     def forward(self, matrices: torch.Tensor, max_lambda: int) -> List[torch.Tensor]:
         """
@@ -105,7 +116,9 @@ class WignerMatrices(torch.nn.Module):
                 + str(self.max_lambda)
             )
         n = matrices.shape[0]
-        c = self.intertwiners.to(matrices.dtype)
+        c = torch.tensor(self.high, dtype=torch.float64, device=matrices.device)
+        c = c + torch.tensor(self.low, dtype=torch.float64, device=matrices.device)
+        c = c.to(matrices.dtype)
         result = [torch.ones((n, 1, 1), dtype=matrices.dtype, device=matrices.device)]
         offset = 0
         d1 = matrices
@@ -125,17 +138,16 @@ class WignerMatrices(torch.nn.Module):
         return result
 
 
-def transform_tensormap(
+def wigner_for(
     tensor: TensorMap, matrices: torch.Tensor, wigner: WignerMatrices
-) -> TensorMap:
-    """Apply ``matrices[c]`` (``[n_systems, 3, 3]``, orthogonal, possibly improper) to
-    the rows of system ``c``: ``xyz`` axes ``v -> M v``, ``o3_mu`` axes ``x -> D x``
-    with ``D`` the Wigner matrix of the proper part ``det(M) M``, times
-    ``o3_sigma (-1)^o3_lambda`` for an improper ``M``. Scalars are unchanged."""
-    improper = torch.linalg.det(matrices.detach()) < 0
-    sign = torch.where(improper, -1.0, 1.0).to(matrices.dtype)
+) -> List[torch.Tensor]:
+    """The Wigner matrices ``metatomic``'s transformation kernel needs for the
+    ``o3_mu`` axes of ``tensor`` under ``matrices`` (``[n, 3, 3]``, orthogonal,
+    possibly improper): those of the proper parts ``det(M) M``, ``l = 0 ..`` the
+    largest ``o3_lambda`` of ``tensor`` (the kernel applies the parity
+    ``o3_sigma (-1)^o3_lambda`` of improper ones); empty without ``o3_mu`` axes."""
     max_lambda = max_o3_lambda_in_tensor(tensor)
-    blocks: List[torch.Tensor] = []
-    if max_lambda >= 0:
-        blocks = wigner(matrices * sign[:, None, None], max_lambda)
-    return _transform_tensormap_batched(tensor, matrices, blocks, improper, None)
+    if max_lambda < 0:
+        return []
+    sign = torch.where(torch.linalg.det(matrices.detach()) < 0, -1.0, 1.0)
+    return wigner.forward(matrices * sign.to(matrices.dtype)[:, None, None], max_lambda)

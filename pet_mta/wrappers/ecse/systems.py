@@ -8,7 +8,7 @@ with rotated vectors. Everything is TorchScript-compatible and differentiable wi
 respect to positions, cell and frames.
 """
 
-from typing import List
+from typing import List, Optional
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -19,22 +19,32 @@ from metatomic.torch import NeighborListOptions, System
 # positions (and must carry gradients), so the kernel is called with them directly
 from metatomic.torch.o3._transformations import _transform_tensormap_batched
 
+from .spherical import WignerMatrices, wigner_for
 
-def transform_tensormap(tensor: TensorMap, matrices: torch.Tensor) -> TensorMap:
+
+def transform_tensormap(
+    tensor: TensorMap,
+    matrices: torch.Tensor,
+    wigner: Optional[List[torch.Tensor]] = None,
+) -> TensorMap:
     """Apply ``matrices[c]`` to every Cartesian axis of the rows of system ``c``.
 
     Scalars are unchanged, vectors ``v -> M v``, rank-2 tensors ``T -> M T M^T`` (one
-    factor per ``xyz`` component axis). Spherical (``o3_mu``) components are not
-    supported (their Wigner matrices would have to follow the frames).
+    factor per ``xyz`` component axis); spherical (``o3_mu``) axes need the
+    ``wigner`` matrices of :func:`.spherical.wigner_for`.
 
     :param matrices: ``[n_systems, 3, 3]``, one per system label ``0..n-1``
     """
     improper = torch.linalg.det(matrices.detach()) < 0
-    empty: List[torch.Tensor] = []
-    return _transform_tensormap_batched(tensor, matrices, empty, improper, None)
+    blocks: List[torch.Tensor] = []
+    if wigner is not None:
+        blocks = wigner
+    return _transform_tensormap_batched(tensor, matrices, blocks, improper, None)
 
 
-def rotate_back(prediction: TensorMap, frames: torch.Tensor) -> TensorMap:
+def rotate_back(
+    prediction: TensorMap, frames: torch.Tensor, wigner: WignerMatrices
+) -> TensorMap:
     """Predictions on copies seen in ``frames``, back in the original orientation.
 
     Copy ``c`` (system label ``c`` of ``prediction``) had positions ``x F_c``; its
@@ -43,7 +53,10 @@ def rotate_back(prediction: TensorMap, frames: torch.Tensor) -> TensorMap:
 
     :param frames: ``[n_copies, 3, 3]``, columns = frame axes
     """
-    return transform_tensormap(prediction.to(dtype=torch.float64), frames)
+    prediction = prediction.to(dtype=torch.float64)
+    return transform_tensormap(
+        prediction, frames, wigner_for(prediction, frames, wigner)
+    )
 
 
 def rotated_copy(

@@ -80,7 +80,9 @@ class WholeMode(torch.nn.Module):
                 copy_selection = Labels(["system", "atom"], torch.cat(selected))
             predictions = self.backbone(copies, outputs, copy_selection)
             for name, kind in kinds.items():
-                rotated = rotate_back(predictions[name], frames[start:stop])
+                rotated = rotate_back(
+                    predictions[name], frames[start:stop], self.wigner
+                )
                 if name not in averages.templates:
                     averages.templates[name] = rotated
                 for b, block in enumerate(rotated.blocks()):
