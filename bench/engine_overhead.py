@@ -49,7 +49,8 @@ from metatomic.torch import (
     systems_to_torch,
 )
 from metatomic_ase import MetatomicCalculator
-from vesin.metatomic import NeighborList
+
+from pet_mta.neighbors import add_neighbor_lists, requested_neighbor_lists
 
 BIN = Path(sys.executable).parent
 WARMUP = 3
@@ -107,17 +108,14 @@ def bare_model(path: str, atoms: ase.Atoms, repeats: int) -> Dict[str, Timing]:
 
     def make_system():
         system = systems_to_torch(atoms, dtype=dtype, positions_requires_grad=True)
-        for request in model.requested_neighbor_lists():
-            calculator = NeighborList(request, length_unit="angstrom")
-            system.add_neighbor_list(request, calculator.compute(system))
-        return system
+        return add_neighbor_lists([system], model)[0]
 
     # neighbour lists computed once, re-attached to fresh positions every call
-    reference = systems_to_torch(atoms, dtype=dtype)
-    lists = []
-    for request in model.requested_neighbor_lists():
-        calculator = NeighborList(request, length_unit="angstrom")
-        lists.append((request, calculator.compute(reference)))
+    reference = add_neighbor_lists([systems_to_torch(atoms, dtype=dtype)], model)[0]
+    lists = [
+        (request, reference.get_neighbor_list(request))
+        for request in requested_neighbor_lists(model)
+    ]
 
     def fixed():
         positions = reference.positions.clone().requires_grad_(True)

@@ -111,7 +111,7 @@ def build_models(overrides: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, A
 
 def make_system(atoms: ase.Atoms, requests) -> Tuple[System, torch.Tensor]:
     """A float32 system whose positions require gradients, with neighbour lists."""
-    from vesin.metatomic import NeighborList
+    from pet_mta.neighbors import compute_neighbor_lists
 
     positions = torch.tensor(atoms.positions, dtype=torch.float32, requires_grad=True)
     system = System(
@@ -120,10 +120,7 @@ def make_system(atoms: ase.Atoms, requests) -> Tuple[System, torch.Tensor]:
         cell=torch.tensor(atoms.cell[:], dtype=torch.float32),
         pbc=torch.tensor(atoms.pbc),
     )
-    for options in requests:
-        system.add_neighbor_list(
-            options, NeighborList(options, "angstrom").compute(system)
-        )
+    compute_neighbor_lists([system], requests)
     return system, positions
 
 

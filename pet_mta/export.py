@@ -11,7 +11,7 @@ from metatomic.torch import (
     unit_conversion_factor,
 )
 
-from . import __version__
+from ._version import __version__
 
 PET_REFERENCE = (
     "Pozdnyakov, S. N. & Ceriotti, M. Smooth, exact rotational symmetrization for "
@@ -33,16 +33,19 @@ def default_metadata() -> ModelMetadata:
     )
 
 
-def check_unit(unit: str, quantity: str) -> None:
-    """Raise a clear error if metatomic cannot convert ``unit`` of ``quantity``."""
+def check_unit(unit: str, what: str) -> None:
+    """Raise a clear error if metatomic cannot convert ``unit``.
+
+    :param what: what has this unit, for the error (``"the length unit"``, ...)
+    """
     if unit == "":
         return
     try:
         unit_conversion_factor(unit, unit)
     except Exception as error:
         raise ValueError(
-            f"unit '{unit}' of quantity '{quantity}' is not known to metatomic, so "
-            f"engines could not convert it: {error}"
+            f"unit '{unit}' of {what} is not known to metatomic, so engines could "
+            f"not convert it: {error}"
         ) from None
 
 
@@ -53,10 +56,10 @@ def export(model, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
     ``interaction_range`` is ``num_gnn_layers * cutoff`` (messages travel one cutoff
     per layer), which is what domain-decomposed engines need for ghost atoms.
     """
-    check_unit(model.length_unit, "length")
+    check_unit(model.length_unit, "the length unit")
     outputs = model.output_capabilities()
-    for output in outputs.values():
-        check_unit(output.unit, output.quantity)
+    for name, output in outputs.items():
+        check_unit(output.unit, f"output '{name}'")
 
     dtype = next(model.parameters()).dtype
     if dtype not in (torch.float32, torch.float64):

@@ -1,5 +1,11 @@
 """Every model hyper-parameter of PET, in one place.
 
+:data:`MODEL_HYPERS` is the one table: names, defaults, types, units and meanings.
+Everything else is derived from it: the defaults (:data:`DEFAULT_MODEL_HYPERS`), the
+validation (:func:`resolve_hypers`), the documentation table (:func:`hypers_table`)
+and metatrain's ``ModelHypers`` (:mod:`pet_mta.metatrain.documentation`, built from
+this table when imported). A new hyper-parameter is one new :class:`Hyper` here.
+
 Names and meanings follow metatrain's ``pet`` architecture wherever the same concept
 exists, so an options file written for ``name: pet`` works after renaming the
 architecture to ``pet_mta``. Lengths are in the model's length unit (Å by default).
@@ -11,17 +17,28 @@ the feature raises a clear error instead of being silently ignored.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .checks import positive_int, positive_number
 
 
 @dataclass(frozen=True)
 class Hyper:
-    """One hyper-parameter: its name, default, unit and one-line meaning."""
+    """One hyper-parameter.
+
+    :param name: key in options files and keyword of :class:`pet_mta.PET`
+    :param default: value when not given
+    :param type: Python type of the value (``float``, ``int``, ``str``, ``bool``,
+        ``Optional[int]``, ...); a ``str`` with ``choices`` is one of them
+    :param unit: ``"length"`` for lengths (model length unit), ``""`` otherwise
+    :param doc: one-line meaning (reStructuredText, shown in every documentation)
+    :param choices: the only values pet_mta accepts, when not every value of
+        ``type`` is (empty: any value of ``type``)
+    """
 
     name: str
     default: Any
+    type: Any
     unit: str
     doc: str
     choices: Tuple[Any, ...] = ()
@@ -29,35 +46,84 @@ class Hyper:
 
 MODEL_HYPERS: List[Hyper] = [
     Hyper(
-        "cutoff", 4.5, "length", "radius of the atomic environments (neighbour tokens)"
+        "cutoff",
+        4.5,
+        float,
+        "length",
+        "radius of the atomic environments (neighbour tokens)",
     ),
     Hyper(
-        "cutoff_width",
-        0.5,
-        "length",
-        "width of the smooth switch below `cutoff` that weighs attention and read-outs",
+        "num_neighbors_adaptive",
+        None,
+        Optional[int],
+        "",
+        "not implemented (adaptive cutoff): must be null, the cutoff is fixed",
+        (None,),
+    ),
+    Hyper(
+        "adaptive_cutoff_method",
+        "solver",
+        str,
+        "",
+        "unused (no adaptive cutoff); accepted for `pet` options files",
+        ("grid", "solver"),
     ),
     Hyper(
         "cutoff_function",
         "Bump",
+        str,
         "",
         "shape of the switch: `Bump` (C-infinity) or `Cosine`",
-        ("Bump", "Cosine"),
+        ("Cosine", "Bump"),
     ),
-    Hyper("d_pet", 128, "", "width of the edge tokens inside the transformers"),
-    Hyper("d_head", 128, "", "width of the hidden layers of the read-out heads"),
-    Hyper("d_node", 256, "", "width of the per-atom (node) features fed to the heads"),
     Hyper(
-        "d_feedforward", 256, "", "hidden width of the transformer feed-forward block"
+        "cutoff_width",
+        0.5,
+        float,
+        "length",
+        "width of the smooth switch below `cutoff` that weighs attention and read-outs",
     ),
-    Hyper("num_heads", 8, "", "attention heads per attention layer (divides `d_pet`)"),
-    Hyper("num_attention_layers", 2, "", "transformer blocks inside every GNN layer"),
     Hyper(
-        "num_gnn_layers", 2, "", "message-passing layers (edge j->i feeds edge i->j)"
+        "cutoff_width_adaptive",
+        1.0,
+        float,
+        "length",
+        "unused (no adaptive cutoff); accepted for `pet` options files",
+    ),
+    Hyper("d_pet", 128, int, "", "width of the edge tokens inside the transformers"),
+    Hyper("d_head", 128, int, "", "width of the hidden layers of the read-out heads"),
+    Hyper(
+        "d_node", 256, int, "", "width of the per-atom (node) features fed to the heads"
+    ),
+    Hyper(
+        "d_feedforward",
+        256,
+        int,
+        "",
+        "hidden width of the transformer feed-forward block",
+    ),
+    Hyper(
+        "num_heads",
+        8,
+        int,
+        "",
+        "attention heads per attention layer (must divide `d_pet`)",
+    ),
+    Hyper(
+        "num_attention_layers", 2, int, "", "transformer blocks inside every GNN layer"
+    ),
+    Hyper(
+        "num_gnn_layers",
+        2,
+        int,
+        "",
+        "message-passing layers (edge j->i feeds edge i->j); the receptive field is "
+        "this times `cutoff`",
     ),
     Hyper(
         "normalization",
         "RMSNorm",
+        str,
         "",
         "normalisation inside transformer blocks",
         ("RMSNorm", "LayerNorm"),
@@ -65,6 +131,7 @@ MODEL_HYPERS: List[Hyper] = [
     Hyper(
         "activation",
         "SwiGLU",
+        str,
         "",
         "activation of the transformer feed-forward block",
         ("SiLU", "SwiGLU"),
@@ -72,12 +139,14 @@ MODEL_HYPERS: List[Hyper] = [
     Hyper(
         "attention_temperature",
         1.0,
+        float,
         "",
         "attention logits are divided by this number",
     ),
     Hyper(
         "transformer_type",
         "PreLN",
+        str,
         "",
         "normalise before (`PreLN`) or after (`PostLN`) each sub-block",
         ("PreLN", "PostLN"),
@@ -85,40 +154,40 @@ MODEL_HYPERS: List[Hyper] = [
     Hyper(
         "featurizer_type",
         "feedforward",
+        str,
         "",
         "`feedforward`: read out after the last GNN layer; `residual`: read out after "
         "every GNN layer and sum (the original PET)",
-        ("feedforward", "residual"),
+        ("residual", "feedforward"),
     ),
     Hyper(
         "edge_embedding",
         "cartesian",
+        str,
         "",
         "`cartesian`: tokens see (x, y, z, |r|) of every edge (PET); `distance`: only "
         "|r| (exactly rotation-invariant, e.g. the ECSE fallback model)",
         ("cartesian", "distance"),
     ),
     # accepted for compatibility with metatrain's `pet` options files
-    Hyper("zbl", False, "", "not implemented: must be false", (False,)),
+    Hyper("zbl", False, bool, "", "not implemented: must be false", (False,)),
     Hyper(
-        "num_neighbors_adaptive",
+        "long_range",
         None,
+        Optional[dict],
         "",
-        "not implemented: must be null (fixed cutoff)",
-        (None,),
+        "not implemented: must stay disabled (`enable: false`)",
     ),
-    Hyper("adaptive_cutoff_method", "solver", "", "unused (no adaptive cutoff)"),
-    Hyper("cutoff_width_adaptive", 1.0, "length", "unused (no adaptive cutoff)"),
-    Hyper("long_range", None, "", "not implemented: must be disabled"),
     Hyper(
         "system_conditioning",
         False,
+        bool,
         "",
         "not implemented: must be false",
         (False,),
     ),
-    Hyper("max_charge", 10, "", "unused (no system conditioning)"),
-    Hyper("max_spin_multiplicity", 10, "", "unused (no system conditioning)"),
+    Hyper("max_charge", 10, int, "", "unused (no system conditioning)"),
+    Hyper("max_spin_multiplicity", 10, int, "", "unused (no system conditioning)"),
 ]
 
 DEFAULT_MODEL_HYPERS: Dict[str, Any] = {h.name: h.default for h in MODEL_HYPERS}
@@ -162,6 +231,10 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
                 f"choose one of {list(h.choices)}"
             )
     long_range = hypers["long_range"]
+    if long_range is not None and not isinstance(long_range, dict):
+        raise ValueError(
+            f"hyper-parameter 'long_range' must be null or a dict, got {long_range!r}"
+        )
     if isinstance(long_range, dict) and long_range.get("enable", False):
         raise ValueError("long-range interactions are not implemented in pet_mta")
 

@@ -1,11 +1,16 @@
-"""Systems and neighbour lists for our own evaluations, computed with vesin."""
+"""Systems and neighbour lists for our own evaluations, computed with vesin.
+
+:func:`requested_neighbor_lists` is the one place that collects the lists a model
+(and its sub-modules) requests; :func:`compute_neighbor_lists` the one place that
+computes them.
+"""
 
 from typing import List, Optional, Sequence
 
 import ase
 import torch
 from metatensor.torch import Labels, TensorBlock
-from metatomic.torch import System
+from metatomic.torch import NeighborListOptions, System
 from vesin.metatomic import NeighborList
 
 NEIGHBOR_SAMPLES = [
@@ -95,24 +100,44 @@ def system_from_ase(
     )
 
 
-def add_neighbor_lists(
-    systems: List[System], model: torch.nn.Module, length_unit: str = "angstrom"
+def merge_neighbor_lists(
+    *groups: Sequence[NeighborListOptions],
+) -> List[NeighborListOptions]:
+    """Every neighbour list of ``groups``, each once (metatomic's ``==``), in order."""
+    merged: List[NeighborListOptions] = []
+    for group in groups:
+        for options in group:
+            if not any(options == known for known in merged):
+                merged.append(options)
+    return merged
+
+
+def requested_neighbor_lists(model: torch.nn.Module) -> List[NeighborListOptions]:
+    """Every neighbour list that ``model`` or one of its sub-modules requests
+    (``requested_neighbor_lists()``), each once: a wrapper and its backbone may ask
+    for the same list."""
+    return merge_neighbor_lists(
+        *[
+            module.requested_neighbor_lists()
+            for module in model.modules()
+            if hasattr(module, "requested_neighbor_lists")
+        ]
+    )
+
+
+def compute_neighbor_lists(
+    systems: List[System],
+    requests: Sequence[NeighborListOptions],
+    length_unit: str = "angstrom",
 ) -> List[System]:
-    """Compute and store every neighbour list ``model`` requests, with vesin.
+    """Compute the neighbour lists ``requests`` with vesin and store them in
+    ``systems`` (positions in ``length_unit``).
 
     :raises ValueError: for a system with NaN or infinite positions or cell (named
         by its index in ``systems``)
     """
     for index, system in enumerate(systems):
         check_finite_geometry(system.positions, system.cell, f"system {index}")
-    requests = []
-    for module in model.modules():
-        if hasattr(module, "requested_neighbor_lists"):
-            for options in module.requested_neighbor_lists():
-                # several sub-modules (e.g. a wrapper and its backbone) may ask for
-                # the same list
-                if not any(options == known for known in requests):
-                    requests.append(options)
     for options in requests:
         calculator = NeighborList(options, length_unit=length_unit)
         for system in systems:
@@ -123,6 +148,14 @@ def add_neighbor_lists(
                 neighbors = calculator.compute(system)
             system.add_neighbor_list(options, neighbors)
     return systems
+
+
+def add_neighbor_lists(
+    systems: List[System], model: torch.nn.Module, length_unit: str = "angstrom"
+) -> List[System]:
+    """Compute and store every neighbour list ``model`` requests
+    (:func:`requested_neighbor_lists`, :func:`compute_neighbor_lists`)."""
+    return compute_neighbor_lists(systems, requested_neighbor_lists(model), length_unit)
 
 
 def empty_neighbor_list(system: System) -> TensorBlock:

@@ -15,6 +15,8 @@ Version history
 - model 3: the neighbour's species enters the tokens of every layer, not only the
   first (``layer_species``); the upgrade adds these embeddings as zeros, so
   upgraded models predict exactly what they predicted before.
+- model 4: the ``edge_embedding`` hyper-parameter; the upgrade sets it to
+  ``cartesian``, what every earlier model used.
 - trainer 2: the validation errors of the best and of the last epoch are stored
   (``best_validation``, ``last_validation``) to report the best-model choice; the
   upgrade sets them to ``None`` (nothing to compare with).
@@ -60,9 +62,15 @@ def _model_v2_to_v3(checkpoint: Checkpoint) -> None:
             )
 
 
+def _model_v3_to_v4(checkpoint: Checkpoint) -> None:
+    """Earlier models all embedded Cartesian edge vectors."""
+    checkpoint["model_data"]["model_hypers"].setdefault("edge_embedding", "cartesian")
+
+
 MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _model_v1_to_v2,
     _model_v2_to_v3,
+    _model_v3_to_v4,
 ]
 
 

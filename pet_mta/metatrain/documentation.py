@@ -7,7 +7,7 @@ command line. Hyper-parameter names and defaults are those of metatrain's ``pet`
 architecture, so an options file written for ``name: pet`` trains after changing the
 name to ``pet_mta``. The exported model is a plain :class:`pet_mta.PET` (energy with
 forces and stress through autograd, extra scalar and Cartesian-vector targets, per
-atom or per system, ``features`` and last-layer features).
+atom or per system, the ``feature`` output and last-layer features).
 
 Features of metatrain's PET that pet_mta does not implement (``zbl``,
 ``long_range``, ``system_conditioning``, adaptive cutoffs, LoRA fine-tuning) are
@@ -20,68 +20,75 @@ scale is one number per target (no per-species scales).
 {{SECTION_DEFAULT_HYPERS}}
 """
 
-from typing import Any, Literal, Optional
+import types
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from metatrain.composition.documentation import FixedCompositionWeights
 from metatrain.scaler.documentation import FixedScalerWeights
 from metatrain.utils.hypers import init_with_defaults
 from metatrain.utils.long_range import LongRangeHypers
 from metatrain.utils.loss import LossSpecification
-from typing_extensions import NotRequired, TypedDict
+from pydantic import Field
+from typing_extensions import Annotated, NotRequired, TypedDict
 
-from ..hypers import DEFAULT_MODEL_HYPERS as _D
+from ..hypers import MODEL_HYPERS, Hyper
+
+#: metatrain's form (type, default) of the keys kept for ``pet`` options files where
+#: it differs from the table: ``long_range`` is a ``LongRangeHypers`` dict there, which
+#: pet_mta accepts while ``enable`` is false (the table's ``null`` means the same)
+METATRAIN_FORMS: Dict[str, Tuple[Any, Any]] = {
+    "long_range": (LongRangeHypers, init_with_defaults(LongRangeHypers)),
+}
 
 
-class ModelHypers(TypedDict):
-    """Model hyper-parameters (see :mod:`pet_mta.hypers` for their meaning)."""
+def field_type(hyper: Hyper) -> Any:
+    """The annotation of ``hyper`` in :class:`ModelHypers`: its type, a ``Literal``
+    of the choices for strings, or its :data:`METATRAIN_FORMS` type."""
+    if hyper.name in METATRAIN_FORMS:
+        return METATRAIN_FORMS[hyper.name][0]
+    if hyper.type is str and hyper.choices:
+        return Literal[hyper.choices]
+    return hyper.type
 
-    cutoff: float = _D["cutoff"]
-    """Radius of the atomic environments, in the dataset's length unit."""
-    num_neighbors_adaptive: Optional[int] = None
-    """Not implemented in pet_mta (adaptive cutoff): must be ``null``."""
-    adaptive_cutoff_method: Literal["grid", "solver"] = "solver"
-    """Unused (no adaptive cutoff); accepted for ``pet`` options files."""
-    cutoff_function: Literal["Cosine", "Bump"] = _D["cutoff_function"]
-    """Shape of the smooth switch below the cutoff."""
-    cutoff_width: float = _D["cutoff_width"]
-    """Width of the smooth switch below the cutoff, in length units."""
-    cutoff_width_adaptive: float = 1.0
-    """Unused (no adaptive cutoff); accepted for ``pet`` options files."""
-    d_pet: int = _D["d_pet"]
-    """Width of the edge tokens."""
-    d_head: int = _D["d_head"]
-    """Hidden width of the read-out heads."""
-    d_node: int = _D["d_node"]
-    """Width of the per-atom features fed to the heads."""
-    d_feedforward: int = _D["d_feedforward"]
-    """Hidden width of the transformer feed-forward blocks."""
-    num_heads: int = _D["num_heads"]
-    """Attention heads per attention layer (must divide ``d_pet``)."""
-    num_attention_layers: int = _D["num_attention_layers"]
-    """Transformer blocks in every message-passing layer."""
-    num_gnn_layers: int = _D["num_gnn_layers"]
-    """Message-passing layers; the receptive field is this times the cutoff."""
-    normalization: Literal["RMSNorm", "LayerNorm"] = _D["normalization"]
-    """Normalisation used inside the transformer blocks."""
-    activation: Literal["SiLU", "SwiGLU"] = _D["activation"]
-    """Activation of the transformer feed-forward blocks."""
-    attention_temperature: float = _D["attention_temperature"]
-    """Attention logits are divided by this number."""
-    transformer_type: Literal["PreLN", "PostLN"] = _D["transformer_type"]
-    """Normalise before (``PreLN``) or after (``PostLN``) each sub-block."""
-    featurizer_type: Literal["residual", "feedforward"] = _D["featurizer_type"]
-    """``feedforward``: read out after the last layer; ``residual``: after every
-    layer, summed."""
-    zbl: bool = False
-    """Not implemented in pet_mta: must be ``false``."""
-    long_range: LongRangeHypers = init_with_defaults(LongRangeHypers)
-    """Not implemented in pet_mta: ``enable`` must stay ``false``."""
-    system_conditioning: bool = False
-    """Not implemented in pet_mta: must be ``false``."""
-    max_charge: int = 10
-    """Unused (no system conditioning)."""
-    max_spin_multiplicity: int = 10
-    """Unused (no system conditioning)."""
+
+def field_default(hyper: Hyper) -> Any:
+    """The default of ``hyper`` in :class:`ModelHypers`."""
+    if hyper.name in METATRAIN_FORMS:
+        return METATRAIN_FORMS[hyper.name][1]
+    return hyper.default
+
+
+def field_description(hyper: Hyper) -> str:
+    """The documentation of ``hyper`` in :class:`ModelHypers` (the table's, with the
+    unit of lengths)."""
+    if hyper.unit == "length":
+        return f"{hyper.doc} (in the dataset's length unit)"
+    return hyper.doc
+
+
+def model_hypers_class(table: List[Hyper]) -> type:
+    """``ModelHypers`` as metatrain reads it: a ``TypedDict`` whose class attributes
+    are the defaults, one field per entry of ``table``, documented by a pydantic
+    ``Field`` description (shown by metatrain's options schema)."""
+    annotations: Dict[str, Any] = {}
+    namespace: Dict[str, Any] = {
+        "__module__": __name__,
+        "__qualname__": "ModelHypers",
+        "__doc__": "Model hyper-parameters, built from :data:`pet_mta.hypers."
+        "MODEL_HYPERS` (see :mod:`pet_mta.hypers`).",
+        "__annotations__": annotations,
+    }
+    for hyper in table:
+        annotations[hyper.name] = Annotated[
+            field_type(hyper), Field(description=field_description(hyper))
+        ]
+        namespace[hyper.name] = field_default(hyper)
+    return types.new_class(
+        "ModelHypers", (TypedDict,), {}, lambda body: body.update(namespace)
+    )
+
+
+ModelHypers = model_hypers_class(MODEL_HYPERS)
 
 
 class NoFinetuneHypers(TypedDict):
@@ -99,11 +106,14 @@ class FinetuneHypers(TypedDict):
 
     read_from: str
     """Path of the ``.ckpt`` file to start from."""
-    method: Literal["full", "heads"] = "full"
+    method: Literal["full", "heads", "lora"] = "full"
     """``full``: train every weight; ``heads``: train only the read-out heads of
-    every target (the transformer is frozen)."""
+    every target (the transformer is frozen); ``lora``: train only low-rank
+    adapters of the attention projections (exported merged into the weights)."""
     config: NotRequired[Any]
-    """Unused by ``full`` and ``heads``."""
+    """``lora``: ``{rank: 4, alpha: 8, target_modules: [qkv, out]}`` (the update
+    ``B A`` is multiplied by ``alpha / rank``; metatrain's ``input_linear`` and
+    ``output_linear`` name ``qkv`` and ``out``). Unused by ``full`` and ``heads``."""
     inherit_heads: dict[str, str] = {}
     """``{new target: existing target}``: start the heads of a new target from a
     copy of an existing target's heads instead of random weights."""

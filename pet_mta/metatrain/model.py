@@ -12,7 +12,6 @@ import torch
 from metatensor.torch import Labels, TensorMap
 from metatomic.torch import (
     AtomisticModel,
-    ModelCapabilities,
     ModelMetadata,
     ModelOutput,
     NeighborListOptions,
@@ -31,7 +30,7 @@ from ..modules import lora
 from ..species import load_extended_state
 from . import checkpoints
 from .documentation import ModelHypers
-from .targets import model_outputs, targets_from_infos
+from .targets import targets_from_infos
 
 ARCHITECTURE_NAME = "pet_mta"
 
@@ -55,7 +54,7 @@ class PETModel(ModelInterface[ModelHypers]):
     :param metadata: metadata of exported models (defaults to pet_mta's)
     """
 
-    __checkpoint_version__ = 3
+    __checkpoint_version__ = 4
     __supported_devices__ = ["cuda", "cpu"]
     __supported_dtypes__ = [torch.float32, torch.float64]
     __default_metadata__ = default_metadata()
@@ -73,9 +72,11 @@ class PETModel(ModelInterface[ModelHypers]):
         )
         self.atomic_types: List[int] = sorted(dataset_info.atomic_types)
         self.pet = self._build_pet(dataset_info)
-        self.outputs: Dict[str, ModelOutput] = model_outputs(
-            dataset_info.targets, self.pet
-        )
+        self.outputs: Dict[str, ModelOutput] = self.pet.output_capabilities()
+        """Every target and the core model's other outputs (``feature``, last-layer
+        features), all per-atom capable: PET predicts atomic contributions and
+        per-system values are their sums, so wrappers built on these capabilities
+        (metatrain's ``llpr``) can be asked for per-atom values."""
         self.has_new_targets = False
         """Whether :meth:`restart` added targets (new, untrained heads)."""
         self.untrained_targets: List[str] = list(dataset_info.targets)
@@ -184,7 +185,7 @@ class PETModel(ModelInterface[ModelHypers]):
         if added or new_types:
             self._rebuild_pet(merged, old_types)
         self.dataset_info = merged
-        self.outputs = model_outputs(merged.targets, self.pet)
+        self.outputs = self.pet.output_capabilities()
         self._describe_last_layer()
         return self
 
@@ -265,33 +266,7 @@ class PETModel(ModelInterface[ModelHypers]):
 
     # ------------------------------------------------------------- export
     def export(self, metadata: Optional[ModelMetadata] = None) -> AtomisticModel:
-        """Export the core :class:`pet_mta.PET` (baseline and scale included).
-
-        Every output is declared per-atom capable (engines may ask for per-atom
-        energies; per-system values are sums). LoRA adapters are folded into the
-        weights of the exported copy.
-        """
-        dtype = next(self.parameters()).dtype
-        if dtype not in self.__supported_dtypes__:
-            raise ValueError(f"unsupported dtype {dtype} for pet_mta")
-        pet = self._plain_pet()
-        exported = export_pet(pet, merge_metadata(self.metadata, metadata))
-        capabilities = exported.capabilities()
-        outputs = {
-            name: ModelOutput(
-                quantity=output.quantity,
-                unit=output.unit,
-                sample_kind="atom",
-                description=output.description,
-            )
-            for name, output in pet.output_capabilities().items()
-        }
-        capabilities = ModelCapabilities(
-            outputs=outputs,
-            atomic_types=capabilities.atomic_types,
-            interaction_range=capabilities.interaction_range,
-            length_unit=capabilities.length_unit,
-            supported_devices=capabilities.supported_devices,
-            dtype=capabilities.dtype,
-        )
-        return AtomisticModel(exported.module, exported.metadata(), capabilities)
+        """Export the core :class:`pet_mta.PET` (baseline and scale included) with
+        :func:`pet_mta.export.export`, the one builder of its capabilities. LoRA
+        adapters are folded into the weights of the exported copy."""
+        return export_pet(self._plain_pet(), merge_metadata(self.metadata, metadata))

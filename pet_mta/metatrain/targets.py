@@ -1,11 +1,9 @@
-"""metatrain ``TargetInfo`` -> :class:`pet_mta.Target` and the matching outputs."""
+"""metatrain ``TargetInfo`` -> :class:`pet_mta.Target`."""
 
 from typing import Dict, List
 
-from metatomic.torch import ModelOutput
 from metatrain.utils.data import TargetInfo
 
-from ..model import PET
 from ..targets import Target
 
 
@@ -56,26 +54,3 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
 def targets_from_infos(infos: Dict[str, TargetInfo]) -> List[Target]:
     """:func:`target_from_info` for every target, in order."""
     return [target_from_info(name, info) for name, info in infos.items()]
-
-
-def model_outputs(infos: Dict[str, TargetInfo], pet: PET) -> Dict[str, ModelOutput]:
-    """What the model computes: every target, then the core model's other outputs
-    (features, last-layer features).
-
-    Targets are declared per-atom capable whatever the dataset's sample kind (PET
-    predicts atomic contributions; per-system values are their sums), so that
-    wrappers built on these capabilities (metatrain's ``llpr``) can be asked for
-    per-atom values, e.g. the per-atom ``energy_uncertainty`` engines check.
-    """
-    outputs: Dict[str, ModelOutput] = {}
-    for name, info in infos.items():
-        outputs[name] = ModelOutput(
-            quantity=info.quantity,
-            unit=info.unit,
-            sample_kind="atom",
-            description=info.description,
-        )
-    for name, output in pet.output_capabilities().items():
-        if name not in outputs:
-            outputs[name] = output
-    return outputs

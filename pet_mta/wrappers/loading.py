@@ -15,7 +15,7 @@ its capabilities, metadata, requested neighbour lists and inputs, and dtype.
 """
 
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 from metatensor.torch import Labels, TensorMap
@@ -28,6 +28,9 @@ from metatomic.torch import (
     System,
     load_atomistic_model,
 )
+
+# merge_neighbor_lists: the wrappers import it from here
+from ..neighbors import merge_neighbor_lists, requested_neighbor_lists  # noqa: F401
 
 ModelLike = Union[str, "os.PathLike[str]", AtomisticModel, torch.nn.Module]
 
@@ -141,7 +144,7 @@ def load_model(
         neighbor_lists = list(exported.requested_neighbor_lists())
         inputs = dict(exported.requested_inputs(use_new_names=True))
     else:
-        neighbor_lists = _collect_neighbor_lists(module)
+        neighbor_lists = requested_neighbor_lists(module)
         inputs = _collect_inputs(module)
     if metadata is None:
         metadata = ModelMetadata()
@@ -177,18 +180,6 @@ def first_line(error: BaseException) -> str:
     return type(error).__name__
 
 
-def merge_neighbor_lists(
-    *groups: Sequence[NeighborListOptions],
-) -> List[NeighborListOptions]:
-    """Every neighbour list of ``groups``, each once (metatomic's ``==``)."""
-    merged: List[NeighborListOptions] = []
-    for group in groups:
-        for options in group:
-            if not any(options == known for known in merged):
-                merged.append(options)
-    return merged
-
-
 def merge_inputs(*groups: Dict[str, ModelOutput]) -> Dict[str, ModelOutput]:
     """Every custom input of ``groups``, each once; an input requested with two
     units or sample kinds is a ``ValueError`` naming it."""
@@ -215,16 +206,6 @@ def _is_atomistic(model) -> bool:
         isinstance(model, torch.jit.ScriptModule)
         and hasattr(model, "capabilities")
         and hasattr(model, "module")
-    )
-
-
-def _collect_neighbor_lists(module: torch.nn.Module) -> List[NeighborListOptions]:
-    return merge_neighbor_lists(
-        *[
-            sub.requested_neighbor_lists()
-            for sub in module.modules()
-            if hasattr(sub, "requested_neighbor_lists")
-        ]
     )
 
 

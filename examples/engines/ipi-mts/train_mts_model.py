@@ -6,7 +6,7 @@ EMT (ASE) labels rattled and strained fcc Cu cells; the model learns the energy,
 its gradient (conservative forces) and a direct-force head
 (``non_conservative_force``) on the same forces, jointly. About a minute on one
 core with the defaults; a real model comes from ``mtt train`` with the
-``non_conservative_forces`` target (see ``README.md``).
+``non_conservative_force`` target (see ``README.md``).
 """
 
 import sys
