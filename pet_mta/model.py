@@ -396,7 +396,6 @@ class PET(torch.nn.Module):
                 projected = table.index_select(-2, neighbor_species)
             else:
                 # message passing: the output of edge j -> i feeds edge i -> j
-                reverse = layer_graph.reverse
                 if trimmed:
                     previous, subset = subsets[k - 1], subsets[k]
                     layer_graph = subset.graph
@@ -414,6 +413,7 @@ class PET(torch.nn.Module):
                         0, layer_graph.neighbors
                     )
                 else:
+                    reverse = layer_graph.reverse
                     reverse_rows = reverse.clamp(min=0)
                 incoming = edge_out.index_select(-2, reverse_rows)
                 messages = torch.where(
