@@ -127,9 +127,7 @@ def make_system(atoms: ase.Atoms, requests) -> Tuple[System, torch.Tensor]:
 def one_call(model: Dict[str, Any], atoms: ase.Atoms) -> float:
     """Seconds for energy + forces of ``atoms``, neighbour lists excluded."""
     system, positions = make_system(atoms, model["requests"])
-    outputs = {
-        "energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")
-    }
+    outputs = {"energy": ModelOutput(unit="eV", sample_kind="system")}
     start = time.perf_counter()
     energy = model["module"]([system], outputs, None)["energy"].block().values
     (gradient,) = torch.autograd.grad(energy.sum(), [positions])
