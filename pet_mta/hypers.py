@@ -255,12 +255,21 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     return hypers
 
 
+def type_name(hyper: Hyper) -> str:
+    """``hyper``'s accepted values in words: its choices, or its type."""
+    if hyper.choices:
+        return " or ".join(repr(c) for c in hyper.choices)
+    return getattr(hyper.type, "__name__", None) or str(hyper.type).replace(
+        "typing.", ""
+    )
+
+
 def hypers_table() -> str:
     """The hyper-parameters as a reStructuredText table (used by the docs)."""
-    rows = ["   * - name\n     - default\n     - unit\n     - meaning"]
+    rows = ["   * - name\n     - default\n     - values\n     - unit\n     - meaning"]
     for h in MODEL_HYPERS:
         rows.append(
-            f"   * - ``{h.name}``\n     - ``{h.default!r}``\n     - {h.unit or '-'}\n"
-            f"     - {h.doc}"
+            f"   * - ``{h.name}``\n     - ``{h.default!r}``\n     - {type_name(h)}\n"
+            f"     - {h.unit or '-'}\n     - {h.doc}"
         )
     return ".. list-table::\n   :header-rows: 1\n\n" + "\n".join(rows) + "\n"
