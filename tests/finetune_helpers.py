@@ -16,27 +16,12 @@ from metatrain_helpers import (
     energy_target,
     load_dataset,
     model_hypers,
-    trainer_hypers,
     write_frames,
 )
+from metatrain_helpers import train_model as train
 
-from pet_mta.metatrain import PETModel, Trainer
+from pet_mta.metatrain import PETModel
 from pet_mta.neighbors import systems_from_ase
-
-
-def train(model, dataset, tmp_path: Path, trainer=None, **hypers) -> Trainer:
-    """Train ``model`` in float64 on ``dataset`` (also the validation set)."""
-    torch.manual_seed(0)
-    trainer = trainer if trainer is not None else Trainer(trainer_hypers(**hypers))
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[dataset],
-        checkpoint_dir=str(tmp_path),
-    )
-    return trainer
 
 
 def energy_dataset(path: Path, frames):

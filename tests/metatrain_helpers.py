@@ -118,6 +118,27 @@ def trainer_hypers(**overrides) -> Dict[str, Any]:
     return hypers
 
 
+def train_model(model, dataset, checkpoint_dir, trainer=None, val=None, **hypers):
+    """Train ``model`` in float64 on CPU on ``dataset`` (validation: ``val``, by
+    default ``dataset``) with :func:`trainer_hypers` ``(**hypers)`` or ``trainer``;
+    returns the trainer."""
+    import torch
+
+    from pet_mta.metatrain import Trainer
+
+    torch.manual_seed(0)
+    trainer = trainer if trainer is not None else Trainer(trainer_hypers(**hypers))
+    trainer.train(
+        model=model,
+        dtype=torch.float64,
+        devices=[torch.device("cpu")],
+        train_datasets=[dataset],
+        val_datasets=[val if val is not None else dataset],
+        checkpoint_dir=str(checkpoint_dir),
+    )
+    return trainer
+
+
 def model_hypers(**overrides) -> Dict[str, Any]:
     from metatrain.utils.architectures import get_default_hypers
 

@@ -28,6 +28,7 @@ from metatrain_helpers import (  # noqa: E402
     trainer_hypers,
     write_frames,
 )
+from metatrain_helpers import train_model as _train  # noqa: E402
 
 from pet_mta import PET  # noqa: E402
 from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
@@ -45,20 +46,6 @@ def _setup(tmp_path, frames, targets, **model_overrides):
         length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
     )
     return dataset, PETModel(model_hypers(**model_overrides), info)
-
-
-def _train(model, dataset, tmp_path, trainer=None, val=None, **hypers):
-    torch.manual_seed(0)
-    trainer = trainer if trainer is not None else Trainer(trainer_hypers(**hypers))
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[val if val is not None else dataset],
-        checkpoint_dir=str(tmp_path),
-    )
-    return trainer
 
 
 def _energies_forces(pet, frames):

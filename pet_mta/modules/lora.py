@@ -72,6 +72,11 @@ class LowRankAdapter(torch.nn.Module):
 
 def _new_adapter(weight: torch.Tensor, rank: int, scaling: float) -> LowRankAdapter:
     """An adapter for a layer of weight ``weight`` (same dtype and device)."""
+    if weight.dim() != 2:
+        raise ValueError(
+            f"LoRA adapts [out, in] weights of one model, not shape "
+            f"{tuple(weight.shape)} (a stack of models)"
+        )
     return LowRankAdapter(
         weight.shape[0],
         weight.shape[1],
