@@ -17,6 +17,8 @@ from metatrain.utils.data import DatasetInfo
 
 from ..baseline import ScaleAccumulator
 from ..model import PET
+from ..targets import Target
+from .targets import flat_values
 
 
 def fit_baseline(
@@ -28,15 +30,17 @@ def fit_baseline(
     is_distributed: bool,
     checkpoint_dir: str,
 ) -> None:
-    """Fit the per-species baseline of every scalar target and store it in ``pet``.
+    """Fit the per-species baseline of every scalar target, and of the invariant
+    ``(o3_lambda=0, o3_sigma=1)`` block of spherical ones, and store it in ``pet``.
 
-    Cartesian targets have no baseline (a constant vector per species would break
-    rotational equivariance).
+    Cartesian targets and the other spherical blocks have no baseline (a constant
+    vector per species would break rotational equivariance).
     """
     scalars = {
         name: info
         for name, info in dataset_info.targets.items()
-        if info.is_scalar and name in pet.readouts
+        if name in pet.readouts
+        and (info.is_scalar or (info.is_spherical and _has_invariants(pet, name)))
     }
     if not scalars:
         return
@@ -61,13 +65,28 @@ def fit_baseline(
     for name in scalars:
         if name not in composition.model.weights:
             continue
-        block = composition.model.weights[name].block()
+        weights = composition.model.weights[name]
+        if pet.target_kinds[name] == "spherical":
+            block = weights.block({"o3_lambda": 0, "o3_sigma": 1})
+        else:
+            block = weights.block()
         readout = pet.readouts[name]
+        columns = _target(pet, name).invariant_columns
         with torch.no_grad():
             for row, atomic_type in enumerate(block.samples.values[:, 0].tolist()):
                 index = pet.atomic_types.index(int(atomic_type))
-                readout.baseline[index] = block.values[row].to(readout.baseline)
-        logging.info(f"baseline of '{name}': {pet.get_baseline(name)}")
+                readout.baseline[index, columns] = (
+                    block.values[row].reshape(-1).to(readout.baseline)
+                )
+        logging.info(f"baseline of '{name}': {readout.baseline[:, columns].tolist()}")
+
+
+def _target(pet: PET, name: str) -> Target:
+    return next(t for t in pet.target_list if t.name == name)
+
+
+def _has_invariants(pet: PET, name: str) -> bool:
+    return len(_target(pet, name).invariant_columns) > 0
 
 
 def _per_atom_residuals(
@@ -76,8 +95,8 @@ def _per_atom_residuals(
     """Target values minus baseline, per atom (per-system values divided by the
     number of atoms), flattened."""
     system = sample["system"] if isinstance(sample, dict) else sample.system
-    values = sample[name].block().values.detach().to(torch.float64)
-    values = values.reshape(values.shape[0], -1)
+    values = flat_values(sample[name], _target(pet, name)).detach()
+    values = values.to(torch.float64)
     if name in pet.stress_targets:
         # the stress head predicts atomic virials: scale them, not the stress
         volume = float(torch.abs(torch.det(system.cell.to(torch.float64))))
@@ -97,6 +116,8 @@ def _per_atom_residuals(
 def _forces(name: str, sample) -> List[torch.Tensor]:
     """The position gradients of ``sample`` for target ``name`` (minus the forces;
     the scale uses only their magnitude), if the data set has them."""
+    if len(sample[name]) != 1:
+        return []  # spherical targets have no gradients
     block = sample[name].block()
     if "positions" not in block.gradients_list():
         return []

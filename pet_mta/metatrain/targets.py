@@ -2,6 +2,8 @@
 
 from typing import Dict, List
 
+import torch
+from metatensor.torch import TensorMap
 from metatrain.utils.data import TargetInfo
 
 from ..targets import Target
@@ -12,16 +14,19 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
 
     Rank-2 Cartesian targets whose name contains ``stress`` (metatrain's
     ``non_conservative_stress``) become ``"stress"`` targets: symmetric, atomic
-    virials divided by the cell volume.
+    virials divided by the cell volume. Spherical targets (keys ``o3_lambda,
+    o3_sigma``, the same properties in every block) become ``"spherical"`` ones.
 
-    :raises ValueError: for spherical, atomic-basis, other rank > 1 Cartesian or
-        atom-pair targets, which pet_mta does not predict
+    :raises ValueError: for atomic-basis or product spherical targets, other rank > 1
+        Cartesian or atom-pair targets, which pet_mta does not predict
     """
     if info.sample_kind not in ("system", "atom"):
         raise ValueError(
             f"target '{name}': pet_mta predicts per-system and per-atom targets, "
             f"not '{info.sample_kind}' ones"
         )
+    if info.is_spherical:
+        return _spherical_target(name, info)
     if len(info.layout.keys) != 1:
         raise ValueError(
             f"target '{name}' has {len(info.layout.keys)} blocks; pet_mta only "
@@ -37,8 +42,8 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
         kind = "stress"
     else:
         raise ValueError(
-            f"target '{name}': pet_mta predicts scalars, Cartesian vectors (rank 1) "
-            "and stresses only, not spherical tensors or other higher-rank Cartesian "
+            f"target '{name}': pet_mta predicts scalars, Cartesian vectors (rank 1), "
+            "stresses and spherical tensors only, not other higher-rank Cartesian "
             "tensors"
         )
     return Target(
@@ -49,6 +54,45 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
         n_properties=n_properties,
         description=info.description,
     )
+
+
+def _spherical_target(name: str, info: TargetInfo) -> Target:
+    keys = info.layout.keys
+    if keys.names != ["o3_lambda", "o3_sigma"]:
+        raise ValueError(
+            f"target '{name}': pet_mta predicts spherical targets with keys "
+            f"['o3_lambda', 'o3_sigma'], not {keys.names} (atomic-basis and product "
+            "targets are not supported)"
+        )
+    properties = [block.properties for block in info.layout.blocks()]
+    if any(p != properties[0] for p in properties[1:]):
+        raise ValueError(
+            f"target '{name}': every irrep must have the same properties "
+            "(num_subtargets) for pet_mta"
+        )
+    return Target(
+        name=name,
+        kind="spherical",
+        unit=info.unit,
+        quantity=info.quantity,
+        n_properties=len(properties[0]),
+        description=info.description,
+        irreps=[tuple(key) for key in keys.values.tolist()],
+    )
+
+
+def flat_values(tensor: TensorMap, target: Target) -> torch.Tensor:
+    """The values of a target ``TensorMap`` as ``[n_samples, n_values]``, in the
+    column order of the model's atomic values (blocks in ``target.irreps`` order,
+    components then properties)."""
+    if target.kind != "spherical":
+        values = tensor.block().values
+        return values.reshape(values.shape[0], -1)
+    blocks = []
+    for o3_lambda, o3_sigma in target.irreps:
+        values = tensor.block({"o3_lambda": o3_lambda, "o3_sigma": o3_sigma}).values
+        blocks.append(values.reshape(values.shape[0], -1))
+    return torch.cat(blocks, dim=1)
 
 
 def targets_from_infos(infos: Dict[str, TargetInfo]) -> List[Target]:

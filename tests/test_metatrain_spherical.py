@@ -1,0 +1,268 @@
+"""Spherical targets through metatrain: the rotational augmentation of the training
+loader, training (baseline of the invariant block, scale), export and restart."""
+
+import pytest
+from optional_imports import require
+
+require("metatrain.utils.architectures", "train")
+
+import metatensor.torch as mts  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
+from metatomic.torch import (  # noqa: E402
+    ModelEvaluationOptions,
+    ModelOutput,
+    System,
+    load_atomistic_model,
+)
+from metatomic.torch.o3 import O3Transformations  # noqa: E402
+from metatrain.utils.augmentation import O3Augmenter  # noqa: E402
+from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
+from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
+from metatrain_helpers import (  # noqa: E402
+    emt_frames,
+    load_dataset,
+    model_hypers,
+    trainer_hypers,
+    write_frames,
+)
+
+from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
+from pet_mta.metatrain.targets import target_from_info  # noqa: E402
+from pet_mta.neighbors import systems_from_ase  # noqa: E402
+from pet_mta.tensors import spherical_to_symmetric, symmetric_to_spherical  # noqa: E402
+
+#: a symmetric traceless tensor (no lambda = 0 part)
+TENSOR = torch.tensor(
+    [[1.0, 2.0, 0.5], [2.0, -3.0, 1.0], [0.5, 1.0, 2.0]], dtype=torch.float64
+)
+
+
+def _rotation(seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=generator))
+    q = q * torch.sign(torch.diagonal(r))
+    return q * torch.linalg.det(q)
+
+
+def _spherical_info(name, irreps, sample_kind):
+    return get_generic_target_info(
+        name,
+        {
+            "quantity": "",
+            "unit": "",
+            "type": {
+                "spherical": {
+                    "irreps": [{"o3_lambda": lam, "o3_sigma": s} for lam, s in irreps]
+                }
+            },
+            "num_subtargets": 1,
+            "sample_kind": sample_kind,
+        },
+    )
+
+
+def _block(values, samples, o3_lambda):
+    mu = torch.arange(-o3_lambda, o3_lambda + 1).reshape(-1, 1)
+    return TensorBlock(
+        values=values.reshape(len(samples), 2 * o3_lambda + 1, 1),
+        samples=samples,
+        components=[Labels(["o3_mu"], mu)],
+        properties=Labels(["n"], torch.tensor([[0]])),
+    )
+
+
+def test_tensor_conversion_round_trip_and_norm():
+    generator = torch.Generator().manual_seed(0)
+    matrices = torch.randn(4, 3, 3, dtype=torch.float64, generator=generator)
+    matrices = matrices + matrices.transpose(1, 2)
+    l0, l2 = symmetric_to_spherical(matrices)
+    torch.testing.assert_close(spherical_to_symmetric(l0, l2), matrices)
+    # orthonormal: the Frobenius norm is kept
+    norms = torch.sqrt((l0**2).sum(-1) + (l2**2).sum(-1))
+    torch.testing.assert_close(norms, torch.linalg.norm(matrices, dim=(1, 2)))
+    with pytest.raises(ValueError, match="symmetric"):
+        symmetric_to_spherical(torch.triu(matrices))
+
+
+@pytest.mark.parametrize("improper", [False, True])
+def test_augmentation_rotates_a_lambda_2_target(improper):
+    """metatrain's augmenter, as pet_mta's training loader uses it, turns the
+    ``lambda = 2`` components of ``T`` into those of ``R T R^T`` (an ``o3_sigma =
+    -1`` copy also changes sign under improper ``R``): the same as metatomic's
+    Wigner matrix ``D(R)`` applied to them."""
+    name = "mtt::tensor"
+    irreps = [(0, 1), (2, 1), (2, -1)]
+    info = _spherical_info(name, irreps, "system")
+    _, l2 = symmetric_to_spherical(TENSOR)
+    samples = Labels(["system"], torch.tensor([[0]]))
+    blocks = [
+        _block(torch.tensor([1.5], dtype=torch.float64), samples, 0),
+        _block(l2, samples, 2),
+        _block(l2, samples, 2),
+    ]
+    keys = Labels(["o3_lambda", "o3_sigma"], torch.tensor(irreps))
+    target = TensorMap(keys, blocks)
+    positions = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.2, -0.3]], dtype=torch.float64)
+    system = System(
+        types=torch.tensor([1, 8]),
+        positions=positions,
+        cell=torch.zeros(3, 3, dtype=torch.float64),
+        pbc=torch.tensor([False, False, False]),
+    )
+    rotation = _rotation(3)
+    matrix = -rotation if improper else rotation
+    augmenter = O3Augmenter(target_info_dict={name: info})
+    systems, targets, _ = augmenter.apply_augmentations(
+        [system], {name: target}, [matrix]
+    )
+    torch.testing.assert_close(systems[0].positions, positions @ matrix.T)
+    result = targets[name]
+    expected = symmetric_to_spherical(matrix @ TENSOR @ matrix.T)[1]
+    wigner = O3Transformations(rotation[None], 2).wigner_D_matrices(2)[0]
+    assert float((expected - l2).abs().max()) > 0.1  # a real rotation
+    torch.testing.assert_close(wigner @ l2, expected)
+    proper = result.block({"o3_lambda": 2, "o3_sigma": 1}).values[0, :, 0]
+    torch.testing.assert_close(proper, expected)
+    pseudo = result.block({"o3_lambda": 2, "o3_sigma": -1}).values[0, :, 0]
+    torch.testing.assert_close(pseudo, -expected if improper else expected)
+    invariant = result.block({"o3_lambda": 0, "o3_sigma": 1}).values
+    torch.testing.assert_close(invariant.reshape(-1), torch.tensor([1.5]).double())
+
+
+def test_target_from_info_refuses_products_and_atomic_basis():
+    ok = target_from_info(
+        "mtt::t", _spherical_info("mtt::t", [(2, -1), (0, 1)], "atom")
+    )
+    assert ok.kind == "spherical" and ok.irreps == ((2, -1), (0, 1))
+    product = get_generic_target_info(
+        "mtt::p",
+        {
+            "quantity": "",
+            "unit": "",
+            "type": {
+                "spherical": {
+                    "product": "cartesian",
+                    "irreps": [{"o3_lambda": 1, "o3_sigma": 1}],
+                }
+            },
+            "num_subtargets": 1,
+            "sample_kind": "system",
+        },
+    )
+    with pytest.raises(ValueError, match="atomic-basis and product"):
+        target_from_info("mtt::p", product)
+
+
+def _write_targets(tmp_path, frames):
+    """Per-system ``mtt::polar`` (l0 + l2 of a made-up symmetric tensor) and per-atom
+    ``mtt::atomic`` (``(0, 1)``: +-0.3 by species; ``(1, -1)``: small noise)."""
+    rng = np.random.default_rng(0)
+    tensors = []
+    for atoms in frames:
+        centred = atoms.positions - atoms.positions.mean(0)
+        weights = np.where(atoms.numbers == 29, 1.0, 0.5)
+        tensors.append(np.einsum("i,ia,ib->ab", weights, centred, centred) / 10)
+    l0, l2 = symmetric_to_spherical(torch.tensor(np.stack(tensors)))
+    systems = Labels(["system"], torch.arange(len(frames)).reshape(-1, 1))
+    polar = TensorMap(
+        Labels(["o3_lambda", "o3_sigma"], torch.tensor([[0, 1], [2, 1]])),
+        [_block(l0, systems, 0), _block(l2, systems, 2)],
+    )
+    atoms_samples = Labels(
+        ["system", "atom"],
+        torch.tensor([[i, a] for i, atoms in enumerate(frames) for a in range(8)]),
+    )
+    numbers = np.concatenate([atoms.numbers for atoms in frames])
+    charges = torch.tensor(np.where(numbers == 29, 0.3, -0.3))
+    charges = charges + 0.01 * torch.tensor(rng.normal(size=len(numbers)))
+    noise = 0.1 * torch.tensor(rng.normal(size=(len(numbers), 3)))
+    atomic = TensorMap(
+        Labels(["o3_lambda", "o3_sigma"], torch.tensor([[0, 1], [1, -1]])),
+        [_block(charges, atoms_samples, 0), _block(noise, atoms_samples, 1)],
+    )
+    paths = {"polar": str(tmp_path / "polar.mts"), "atomic": str(tmp_path / "a.mts")}
+    mts.save(paths["polar"], polar)
+    mts.save(paths["atomic"], atomic)
+    return paths
+
+
+def _target_section(path, irreps, sample_kind):
+    return {
+        "read_from": path,
+        "reader": "metatensor",
+        "quantity": "",
+        "unit": "",
+        "sample_kind": sample_kind,
+        "type": {
+            "spherical": {
+                "irreps": [{"o3_lambda": lam, "o3_sigma": s} for lam, s in irreps]
+            }
+        },
+    }
+
+
+def test_training_export_and_restart(tmp_path):
+    frames = emt_frames(8)
+    path = write_frames(tmp_path / "data.xyz", frames)
+    paths = _write_targets(tmp_path, frames)
+    targets = {
+        "mtt::polar": _target_section(paths["polar"], [(0, 1), (2, 1)], "system"),
+        "mtt::atomic": _target_section(paths["atomic"], [(0, 1), (1, -1)], "atom"),
+    }
+    dataset, infos = load_dataset(path, targets)
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+    model = PETModel(model_hypers(), info)
+    torch.manual_seed(0)
+    trainer = Trainer(trainer_hypers(num_epochs=2))
+    trainer.train(
+        model=model,
+        dtype=torch.float64,
+        devices=[torch.device("cpu")],
+        train_datasets=[dataset],
+        val_datasets=[dataset],
+        checkpoint_dir=str(tmp_path),
+    )
+    pet = model.pet
+    assert pet.target_kinds["mtt::polar"] == "spherical"
+    # the invariant block of the per-atom target gets the per-species baseline
+    baseline = pet.readouts["mtt::atomic"].baseline
+    copper, nickel = pet.atomic_types.index(29), pet.atomic_types.index(28)
+    assert float(baseline[copper, 0]) == pytest.approx(0.3, abs=0.02)
+    assert float(baseline[nickel, 0]) == pytest.approx(-0.3, abs=0.02)
+    assert torch.all(baseline[:, 1:] == 0)
+    # the per-system l0 has a baseline too, the l2 block none
+    polar_baseline = pet.readouts["mtt::polar"].baseline
+    assert torch.all(polar_baseline[:, 0] != 0)
+    assert torch.all(polar_baseline[:, 1:] == 0)
+    scale = float(pet.readouts["mtt::polar"].scale[0])
+    assert scale != 1.0 and np.isfinite(scale)
+
+    # exported: per-atom selection of one output, values as the training model's
+    exported_path = str(tmp_path / "model.pt")
+    model.export().save(exported_path)
+    exported = load_atomistic_model(exported_path)
+    systems = systems_from_ase(frames[:2], pet)
+    options = ModelEvaluationOptions(
+        length_unit="angstrom", outputs={"mtt::atomic": ModelOutput(sample_kind="atom")}
+    )
+    result = exported(systems, options, check_consistency=True)
+    assert list(result) == ["mtt::atomic"]
+    reference = model(systems, {"mtt::atomic": ModelOutput(sample_kind="atom")})
+    mts.equal_metadata_raise(result["mtt::atomic"], reference["mtt::atomic"])
+    for block, expected in zip(
+        result["mtt::atomic"].blocks(), reference["mtt::atomic"].blocks()
+    ):
+        torch.testing.assert_close(block.values, expected.values)
+
+    # restart from the checkpoint keeps the spherical heads
+    restarted = PETModel.load_checkpoint(model.get_checkpoint(), "restart")
+    again = restarted(systems, {"mtt::polar": ModelOutput(sample_kind="system")})
+    before = model(systems, {"mtt::polar": ModelOutput(sample_kind="system")})
+    for block, expected in zip(
+        again["mtt::polar"].blocks(), before["mtt::polar"].blocks()
+    ):
+        torch.testing.assert_close(block.values, expected.values)
