@@ -1,6 +1,10 @@
 """Spherical targets through metatrain: the rotational augmentation of the training
 loader, training (baseline of the invariant block, scale), export and restart."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from optional_imports import require
 
@@ -9,6 +13,7 @@ require("metatrain.utils.architectures", "train")
 import metatensor.torch as mts  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
 from metatomic.torch import (  # noqa: E402
     ModelEvaluationOptions,
@@ -21,6 +26,7 @@ from metatrain.utils.augmentation import O3Augmenter  # noqa: E402
 from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
+    TINY_MODEL,
     emt_frames,
     load_dataset,
     model_hypers,
@@ -266,3 +272,48 @@ def test_training_export_and_restart(tmp_path):
         again["mtt::polar"].blocks(), before["mtt::polar"].blocks()
     ):
         torch.testing.assert_close(block.values, expected.values)
+
+
+def test_mtt_train_command(tmp_path):
+    """``mtt train`` with metatrain's spherical ``type`` (two irreps, per system,
+    metatensor reader) exports a model serving the target."""
+    frames = emt_frames(8)
+    path = write_frames(tmp_path / "data.xyz", frames)
+    paths = _write_targets(tmp_path, frames)
+    section = {
+        "systems": {"read_from": path, "length_unit": "angstrom"},
+        "targets": {
+            "mtt::polar": _target_section(paths["polar"], [(0, 1), (2, 1)], "system")
+        },
+    }
+    options = {
+        "seed": 0,
+        "architecture": {
+            "name": "pet_mta",
+            "model": dict(TINY_MODEL),
+            "training": {"num_epochs": 1, "batch_size": 4, "num_workers": 0},
+        },
+        "training_set": section,
+        "validation_set": section,
+        "test_set": 0.0,
+    }
+    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    mtt = Path(sys.executable).with_name("mtt")
+    result = subprocess.run(
+        [str(mtt), "train", "options.yaml", "-o", "model.pt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    model = load_atomistic_model(str(tmp_path / "model.pt"))
+    systems = systems_from_ase(frames[:3], model)
+    options = ModelEvaluationOptions(
+        length_unit="angstrom",
+        outputs={"mtt::polar": ModelOutput(sample_kind="system")},
+    )
+    polar = model(systems, options, check_consistency=True)["mtt::polar"]
+    assert polar.keys.values.tolist() == [[0, 1], [2, 1]]
+    assert polar.block(0).values.shape == (3, 1, 1)
+    assert polar.block(1).values.shape == (3, 5, 1)
