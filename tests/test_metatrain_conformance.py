@@ -220,6 +220,10 @@ class TestTraining(TrainingTests, PETMTATests):
 
 class TestCheckpoints(CheckpointTests, PETMTATests):
     @pytest.fixture(autouse=True)
-    def _in_tests_folder(self, monkeypatch):
-        # the suite looks for reference checkpoints in ./checkpoints/
-        monkeypatch.chdir(Path(__file__).parent)
+    def _in_tmp_path(self, monkeypatch, tmp_path):
+        # the suite trains with checkpoint_dir="" (model_0.ckpt lands in the
+        # current directory) and reads the references from ./checkpoints/: run it
+        # in tmp_path, with checkpoints/ linked to ours (a missing reference is
+        # written to tmp_path, as the error message of the suite says)
+        (tmp_path / "checkpoints").symlink_to(Path(__file__).parent / "checkpoints")
+        monkeypatch.chdir(tmp_path)
