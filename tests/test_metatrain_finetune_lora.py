@@ -202,3 +202,16 @@ def test_lora_refusals(tmp_path):
     finetune["inherit_heads"] = {"mtt::energy2": "energy"}
     train(fresh, dataset, tmp_path, num_epochs=1, finetune=finetune)
     assert lora_names(fresh.pet)
+
+
+def test_adapter_compiles_with_torchscript():
+    """The adapter alone compiles (exports fold it away, but a scripted adapted
+    layer must not be ruled out by the adapter itself): same update eager and
+    scripted, ``W + alpha / rank B A``."""
+    adapter = lora.LowRankAdapter(6, 4, rank=2, scaling=1.5, dtype=torch.float64)
+    torch.nn.init.normal_(adapter.lora_B)
+    weight = torch.randn(6, 4, dtype=torch.float64)
+    expected = weight + 1.5 * adapter.lora_B @ adapter.lora_A
+    scripted = torch.jit.script(adapter)
+    torch.testing.assert_close(adapter(weight), expected, rtol=0, atol=1e-14)
+    torch.testing.assert_close(scripted(weight), expected, rtol=0, atol=1e-14)
