@@ -23,18 +23,32 @@ from metatrain_helpers import train_model as train
 from pet_mta.metatrain import PETModel
 from pet_mta.neighbors import systems_from_ase
 
+CHARGES = {
+    "mtt::charge": {
+        "key": "partial_charge",
+        "quantity": "",
+        "unit": "",
+        "sample_kind": "atom",
+    }
+}
+"""Per-atom target ``partial_charge`` of ``emt_frames(..., dipole=True)``."""
 
-def energy_dataset(path: Path, frames):
-    """``(dataset, DatasetInfo)`` of energies and forces of ``frames``."""
+
+def energy_dataset(path: Path, frames, extra_targets=None):
+    """``(dataset, DatasetInfo)`` of energies and forces of ``frames`` (and of
+    ``extra_targets``, options sections without ``read_from``)."""
     path = write_frames(path, frames)
-    dataset, infos = load_dataset(path, energy_target(path, stress=False))
+    targets = energy_target(path, stress=False)
+    for name, target in (extra_targets or {}).items():
+        targets[name] = {"read_from": path, **target}
+    dataset, infos = load_dataset(path, targets)
     return dataset, DatasetInfo("angstrom", get_atomic_types(dataset), infos)
 
 
-def pretrained(tmp_path: Path, frames, **model_overrides) -> str:
+def pretrained(tmp_path: Path, frames, extra_targets=None, **model_overrides) -> str:
     """Checkpoint of a tiny model with random weights (standard deviation 0.3) and
-    the baseline and scale fitted on ``frames``."""
-    dataset, info = energy_dataset(tmp_path / "pretrain.xyz", frames)
+    the baselines and scales fitted on ``frames``."""
+    dataset, info = energy_dataset(tmp_path / "pretrain.xyz", frames, extra_targets)
     torch.manual_seed(1)
     model = PETModel(model_hypers(**model_overrides), info)
     with torch.no_grad():

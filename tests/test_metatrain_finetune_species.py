@@ -11,6 +11,7 @@ require("metatrain.utils.architectures", "train")
 
 import torch  # noqa: E402
 from finetune_helpers import (  # noqa: E402
+    CHARGES,
     energies_forces,
     energy_dataset,
     finetune_hypers,
@@ -92,6 +93,24 @@ def test_baseline_is_fitted_for_the_new_species_only(tmp_path):
     residual = energies - counts(OLD) @ np.array([old_baseline[z] for z in OLD])
     expected = np.linalg.lstsq(counts(NEW), residual, rcond=None)[0]
     np.testing.assert_allclose([baseline[z] for z in NEW], expected, rtol=1e-6)
+
+
+def test_per_atom_baseline_of_new_species(tmp_path):
+    """For a per-atom target the new species' baseline is the mean of their
+    atoms' values (what the old baselines leave is the value itself)."""
+    path = pretrained(tmp_path, emt_frames(4, dipole=True), CHARGES)
+    old = load(path).pet.get_baseline("mtt::charge")
+    frames = emt_frames(4, seed=2, dipole=True, symbols=("Cu", "Ni", "Au"))
+    dataset, info = energy_dataset(tmp_path / "ft.xyz", frames, CHARGES)
+    model = load(path).restart(info)
+    finetune = finetune_hypers(path, "full")
+    train(model, dataset, tmp_path, num_epochs=0, finetune=finetune)
+    baseline = model.pet.get_baseline("mtt::charge")
+    charges = np.concatenate([a.arrays["partial_charge"] for a in frames])
+    gold = np.concatenate([a.numbers for a in frames]) == 79
+    assert gold.sum() > 0
+    assert baseline[79] == pytest.approx(charges[gold].mean(), rel=1e-6)
+    assert (baseline[28], baseline[29]) == (old[28], old[29])
 
 
 def test_fixed_baselines_of_new_species(tmp_path):
