@@ -37,7 +37,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ import metatensor.torch as mts
 import numpy as np
 import torch
 import yaml
-from accuracy import arch_assignments, assignments
+from accuracy import arch_assignments, assignments, run, tool
 from accuracy_sets import MODEL
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatomic.torch import ModelOutput, load_atomistic_model
@@ -123,21 +122,6 @@ def write_target(frames: List[ase.Atoms], path: Path) -> None:
 
 
 # --- training ---------------------------------------------------------------------
-
-
-def tool(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
-
-
-def run(command: List[str], cwd: Path, log: str) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
-    text = result.stdout + result.stderr
-    (cwd / log).write_text(text)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed in {cwd}:\n{text[-3000:]}")
-    return text
 
 
 def dataset_section(xyz: Path, target: Path) -> dict:
@@ -282,26 +266,32 @@ def report(record: dict) -> str:
         "| MAE λ=2 (Å^3) | equivariance error (Å^3) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for arch, result in record["results"].items():
+    for name, result in record["results"].items():
         for label in ("plain", "symmetrized"):
             e = result[label]
             lines.append(
-                f"| {arch} | {result['params']} | {result['train_seconds']:.0f} | "
+                f"| {name} | {result['params']} | {result['train_seconds']:.0f} | "
                 f"{label} | {e['mae_l0']:.4f} | {e['mae_l2']:.4f} | "
                 f"{e['equivariance_error']:.2e} |"
             )
-    lines += [
-        "",
-        f"Command: `{record['command']}`. Model hypers: "
-        + "; ".join(
-            f"{arch}: " + ", ".join(f"{k}={v}" for k, v in hypers.items())
-            for arch, hypers in record["model"].items()
+    lines += ["", "Runs (model hypers, command, machine):", ""]
+    for name, result in record["results"].items():
+        hypers = ", ".join(f"{k}={v}" for k, v in result["model"].items())
+        lines.append(
+            f"- {name}: {hypers}; `{result['command']}`; {result['machine']}, "
+            f"{result['date']}"
         )
-        + f". Symmetrized with `pet-mta symmetrize {record['symmetrize_options']}`.",
-        "",
-        f"Machine: {record['machine']}; {record['date']}.",
-    ]
+    command = ("pet-mta symmetrize " + record["symmetrize_options"]).strip()
+    lines += ["", f"Symmetrized with `{command}`."]
     return "\n".join(lines) + "\n"
+
+
+def run_name(architecture: str, args) -> str:
+    """``pet_mta``, or ``pet_mta (d_pet=56, ...)`` with ``--arch-model`` overrides."""
+    own = arch_assignments(args.arch_model).get(architecture, {})
+    if not own:
+        return architecture
+    return architecture + " (" + ", ".join(f"{k}={v}" for k, v in own.items()) + ")"
 
 
 def main(argv=None) -> int:
@@ -327,6 +317,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--symmetrize-options", default="")
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add these runs to --out/spherical.json (same setup) instead of "
+        "replacing it",
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path.cwd() / "spherical-bench", help="scratch"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "src" / "bench")
@@ -349,17 +345,7 @@ def main(argv=None) -> int:
         write_target(subset, files[f"{split}_target"])
     reference = spherical_values(test)
 
-    results = {}
-    for architecture in args.architectures:
-        work = args.work / architecture
-        seconds = train(architecture, files, work, args)
-        results[architecture] = {
-            "train_seconds": seconds,
-            **evaluate_all(work, test, reference, args),
-        }
-        print(architecture, json.dumps(results[architecture], indent=1), flush=True)
-
-    record = {
+    setup = {
         "n_train": len(train_frames),
         "n_val": len(val),
         "n_test": len(test),
@@ -368,16 +354,37 @@ def main(argv=None) -> int:
         "steps": args.epochs * math.ceil(len(train_frames) / args.batch_size),
         "n_rotations": args.n_rotations,
         "n_equivariance": min(args.n_equivariance, len(test)),
-        "model": {arch: model_hypers(arch, args) for arch in args.architectures},
-        "command": " ".join(["python", "bench/spherical.py", *sys.argv[1:]]),
+        "seed": args.seed,
+        "learning_rate": args.learning_rate,
         "symmetrize_options": args.symmetrize_options,
         "target_mean_abs_l0": float(np.abs(reference[(0, 1)]).mean()),
         "target_mean_abs_l2": float(np.abs(reference[(2, 1)]).mean()),
-        "machine": f"{platform.processor() or platform.machine()}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
-        "date": time.strftime("%Y-%m-%d"),
-        "results": results,
     }
+    results = {}
+    path = args.out / "spherical.json"
+    if args.merge and path.exists():
+        earlier = json.loads(path.read_text())
+        if {key: earlier.get(key) for key in setup} != setup:
+            raise SystemExit(f"--merge: {path} was made with another setup")
+        results = earlier["results"]
+
+    for architecture in args.architectures:
+        name = run_name(architecture, args)
+        work = args.work / name.replace(" ", "").replace(",", "_").strip("()")
+        seconds = train(architecture, files, work, args)
+        results[name] = {
+            "architecture": architecture,
+            "model": model_hypers(architecture, args),
+            "train_seconds": seconds,
+            **evaluate_all(work, test, reference, args),
+            "command": " ".join(["python", "bench/spherical.py", *sys.argv[1:]]),
+            "machine": f"{platform.processor() or platform.machine()}, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        print(name, json.dumps(results[name], indent=1), flush=True)
+
+    record = {**setup, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "spherical.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.out / "spherical.md").write_text(report(record))

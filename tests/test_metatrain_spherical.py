@@ -30,11 +30,11 @@ from metatrain_helpers import (  # noqa: E402
     emt_frames,
     load_dataset,
     model_hypers,
-    trainer_hypers,
+    train_model,
     write_frames,
 )
 
-from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
+from pet_mta.metatrain import PETModel  # noqa: E402
 from pet_mta.metatrain.targets import target_from_info  # noqa: E402
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
 from pet_mta.tensors import spherical_to_symmetric, symmetric_to_spherical  # noqa: E402
@@ -222,16 +222,7 @@ def test_training_export_and_restart(tmp_path):
         length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
     )
     model = PETModel(model_hypers(), info)
-    torch.manual_seed(0)
-    trainer = Trainer(trainer_hypers(num_epochs=2))
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[dataset],
-        checkpoint_dir=str(tmp_path),
-    )
+    train_model(model, dataset, tmp_path, num_epochs=2)
     pet = model.pet
     assert pet.target_kinds["mtt::polar"] == "spherical"
     # the invariant block of the per-atom target gets the per-species baseline

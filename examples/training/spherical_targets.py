@@ -36,6 +36,17 @@ RUN = os.path.abspath("run-targets")
 os.makedirs(RUN, exist_ok=True)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# a tiny model (same hyper-parameter names in Python and in options files)
+HYPERS = {
+    "cutoff": 4.0,
+    "d_pet": 16,
+    "d_head": 16,
+    "d_node": 32,
+    "d_feedforward": 32,
+    "num_heads": 2,
+    "num_gnn_layers": 1,
+}
+
 # %%
 # Declaring targets in Python
 # ---------------------------
@@ -57,13 +68,7 @@ model = PET(
             "unit": "angstrom^3",
         },
     },
-    cutoff=4.0,
-    d_pet=16,
-    d_head=16,
-    d_node=16,
-    d_feedforward=16,
-    num_heads=2,
-    num_gnn_layers=1,
+    **HYPERS,
 )
 systems = systems_from_ase([ase.build.molecule("CH3OH")], model)
 outputs = model(
@@ -155,15 +160,7 @@ options = {
     "seed": 0,
     "architecture": {
         "name": "pet_mta",
-        "model": {
-            "cutoff": 4.0,
-            "d_pet": 16,
-            "d_head": 16,
-            "d_node": 32,
-            "d_feedforward": 32,
-            "num_heads": 2,
-            "num_gnn_layers": 1,
-        },
+        "model": dict(HYPERS),
         "training": {"num_epochs": 10, "batch_size": 8, "num_workers": 0},
     },
     "training_set": {
