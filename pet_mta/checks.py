@@ -14,23 +14,21 @@ from metatomic.torch import ModelOutput
 
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an ``int`` if it is an integer ``>= 1`` (``bool`` is not)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or int(value) < 1
-    ):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return _integer_at_least(name, value, 1, "a positive integer")
 
 
 def non_negative_int(name: str, value: Any) -> int:
     """``value`` as an ``int`` if it is an integer ``>= 0`` (``bool`` is not)."""
+    return _integer_at_least(name, value, 0, "a non-negative integer")
+
+
+def _integer_at_least(name: str, value: Any, minimum: int, what: str) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or int(value) < 0
+        or int(value) < minimum
     ):
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 

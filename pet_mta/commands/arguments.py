@@ -83,3 +83,49 @@ def output_file(path: str) -> str:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"cannot write in directory '{directory}'")
     return path
+
+
+# the parts of a sub-command's parser that several commands share, declared once
+
+
+def add_command(
+    subparsers,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """Register the sub-command ``name``: ``help`` in the command list,
+    ``description`` on its ``--help``, ``run(args) -> exit status`` what it does."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_model_on_structures(
+    parser: argparse.ArgumentParser, structures: str, help: str
+) -> None:
+    """The positional ``model`` (an exported model file) and ``structures`` (a file
+    ASE reads, described by ``help``), and ``--device``: the arguments of a command
+    running a model on structures through ASE
+    (:func:`pet_mta.commands.inputs.ase_calculator`)."""
+    parser.add_argument("model", type=input_file, help="exported model (.pt)")
+    parser.add_argument(structures, type=input_file, help=help)
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: the model's first)"
+    )
+
+
+def add_output(
+    parser: argparse.ArgumentParser, help: str = "file to write (.pt)"
+) -> None:
+    """The required ``-o/--output``: a file that can be written."""
+    parser.add_argument("-o", "--output", required=True, type=output_file, help=help)
+
+
+def add_extensions(
+    parser: argparse.ArgumentParser,
+    help: str = "directory of the TorchScript extensions the models need",
+) -> None:
+    """``--extensions``: an existing directory of TorchScript extensions."""
+    parser.add_argument("--extensions", type=input_directory, default=None, help=help)

@@ -2,12 +2,14 @@
 
 import argparse
 
-from .arguments import input_directory, input_file, output_file
+from .arguments import add_command, add_extensions, add_output, input_file
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "ensemble",
+        run,
         help="combine exported models into one ensemble model with uncertainties",
         description=(
             "Wrap N exported metatomic models with the same outputs into one model "
@@ -18,22 +20,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "models", nargs="+", type=input_file, help="exported models (.pt), at least two"
     )
-    parser.add_argument(
-        "-o", "--output", required=True, type=output_file, help="file to write (.pt)"
-    )
+    add_output(parser)
     parser.add_argument(
         "--no-stack",
         action="store_true",
         help="evaluate PET members one after another even when their weights "
         "could be stacked into one batched pass",
     )
-    parser.add_argument(
-        "--extensions",
-        type=input_directory,
-        default=None,
-        help="directory of the TorchScript extensions the models need",
-    )
-    parser.set_defaults(func=run)
+    add_extensions(parser)
 
 
 def run(args: argparse.Namespace) -> int:

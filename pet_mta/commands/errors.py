@@ -2,18 +2,19 @@
 
 import argparse
 
-from .arguments import frame_selection, input_file
+from .arguments import add_command, add_model_on_structures, frame_selection
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "errors",
+        run,
         help="energy/forces/stress errors of an exported model on labelled data",
         description=__doc__,
     )
-    parser.add_argument("model", type=input_file, help="exported model (.pt)")
-    parser.add_argument(
-        "data", type=input_file, help="labelled structures (energy, forces, stress)"
+    add_model_on_structures(
+        parser, "data", "labelled structures (energy, forces, stress)"
     )
     parser.add_argument(
         "--index",
@@ -21,21 +22,14 @@ def add_parser(subparsers) -> None:
         default=":",
         help="frames to use, in ASE's syntax (':' is all, '0:10', '-1')",
     )
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: the model's first)"
-    )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from metatomic_ase import MetatomicCalculator
-
     from ..metrics import prediction_errors
-    from ..wrappers.loading import load_file
-    from .inputs import read_structures
+    from .inputs import ase_calculator, read_structures
 
     frames = read_structures(args.data, args.index)
-    calculator = MetatomicCalculator(load_file(args.model), device=args.device)
+    calculator = ase_calculator(args.model, args.device)
     try:
         errors = prediction_errors(frames, calculator)
     except ValueError as error:  # no labels, NaN geometry: name the file

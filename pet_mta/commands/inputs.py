@@ -5,7 +5,7 @@ Models are read with :func:`pet_mta.wrappers.loading.load_file` (a one-line
 """
 
 import re
-from typing import TYPE_CHECKING, List, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import ase
 
@@ -14,6 +14,7 @@ from ..wrappers.loading import first_line
 
 if TYPE_CHECKING:
     from metatomic.torch import AtomisticModel
+    from metatomic_ase import MetatomicCalculator
 
 # "builtins.ValueError: ..." closes the message of an error raised inside TorchScript
 _EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception): (.+)$")
@@ -53,6 +54,19 @@ def read_structures(path: str, index: Union[int, slice, str] = ":") -> List[ase.
     if not frames:
         raise ValueError(f"index '{index}' selects no structure of '{path}'")
     return frames
+
+
+def ase_calculator(path: str, device: Optional[str] = None) -> "MetatomicCalculator":
+    """An ASE calculator running the exported model saved at ``path``.
+
+    :param device: torch device (``None``: the model's first supported one)
+    :raises ValueError: naming ``path`` when the model does not load
+    """
+    from metatomic_ase import MetatomicCalculator
+
+    from ..wrappers.loading import load_file
+
+    return MetatomicCalculator(load_file(path), device=device)
 
 
 def save_model(model: "AtomisticModel", path: str) -> None:

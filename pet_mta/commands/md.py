@@ -2,19 +2,24 @@
 
 import argparse
 
-from .arguments import input_file, non_negative_float, positive_float, positive_int
+from .arguments import (
+    add_command,
+    add_model_on_structures,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "md",
+        run,
         help="run a short NVE simulation with an exported model and report the drift",
         description=__doc__,
     )
-    parser.add_argument("model", type=input_file, help="exported model (.pt)")
-    parser.add_argument(
-        "structure", type=input_file, help="any structure file ASE can read"
-    )
+    add_model_on_structures(parser, "structure", "any structure file ASE can read")
     parser.add_argument("--index", type=int, default=0, help="frame of the file")
     parser.add_argument(
         "--steps", type=positive_int, default=200, help="velocity-Verlet steps"
@@ -29,26 +34,19 @@ def add_parser(subparsers) -> None:
         help="temperature of the initial Maxwell-Boltzmann velocities (K)",
     )
     parser.add_argument(
-        "--device", default=None, help="torch device (default: the model's first)"
-    )
-    parser.add_argument(
         "--max-drift",
         type=non_negative_float,
         default=None,
         help="exit with status 1 if the drift exceeds this many meV/atom",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from metatomic_ase import MetatomicCalculator
-
     from ..md import run_nve
-    from ..wrappers.loading import load_file
-    from .inputs import read_structures
+    from .inputs import ase_calculator, read_structures
 
     atoms = read_structures(args.structure, args.index)[0]
-    calculator = MetatomicCalculator(load_file(args.model), device=args.device)
+    calculator = ase_calculator(args.model, args.device)
     print(
         f"NVE: {len(atoms)} atoms, {args.steps} steps of {args.timestep} fs, "
         f"initial T {args.temperature} K"

@@ -10,12 +10,14 @@ why), for ``mtt train options.yaml --restart "$(pet-mta restart)"``.
 import argparse
 import sys
 
-from .arguments import input_directory
+from .arguments import add_command, input_directory
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "restart",
+        run,
         help="print the newest pet_mta checkpoint that loads (for mtt --restart)",
         description=__doc__,
     )
@@ -26,7 +28,6 @@ def add_parser(subparsers) -> None:
         type=input_directory,
         help="where `mtt train` ran (its outputs/ folder is searched)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
