@@ -104,9 +104,7 @@ def test_baseline_only_on_the_invariant_block():
     with torch.no_grad():
         readout.baseline[:, target.invariant_columns] = 2.5
     after = model(systems, request)["mtt::tensor"]
-    for (o3_lambda, o3_sigma), old, new in zip(
-        IRREPS, before.blocks(), after.blocks()
-    ):
+    for (o3_lambda, o3_sigma), old, new in zip(IRREPS, before.blocks(), after.blocks()):
         shift = 2.5 if (o3_lambda, o3_sigma) == (0, 1) else 0.0
         torch.testing.assert_close(new.values, old.values + shift)
     with pytest.raises(ValueError, match="not a scalar"):
@@ -142,3 +140,28 @@ def test_irreps_only_for_spherical_targets():
     )
     assert spelled.irreps == ((2, -1),)
     assert spelled.n_components == 5
+
+
+def test_ase_calculator_selects_the_spherical_output(tmp_path):
+    """An engine (ASE's metatomic calculator) asks for the spherical output alone,
+    per atom and per structure, with a selection of atoms."""
+    from metatomic_ase import MetatomicCalculator
+
+    model = _model()
+    path = str(tmp_path / "model.pt")
+    model.export().save(path)
+    calculator = MetatomicCalculator(path, check_consistency=True)
+    atoms = molecule()
+    systems = systems_from_ase([atoms], model)
+    for kind in ("atom", "system"):
+        request = {"mtt::tensor": ModelOutput(sample_kind=kind)}
+        result = calculator.run_model(atoms, request)
+        assert list(result) == ["mtt::tensor"]
+        reference = model(systems, request)["mtt::tensor"]
+        for block, expected in zip(result["mtt::tensor"].blocks(), reference.blocks()):
+            torch.testing.assert_close(block.values, expected.values)
+    selection = Labels(["system", "atom"], torch.tensor([[0, 2], [0, 5]]))
+    request = {"mtt::tensor": ModelOutput(sample_kind="atom")}
+    chosen = calculator.run_model(atoms, request, selection)["mtt::tensor"]
+    for block in chosen.blocks():
+        assert block.samples == selection
