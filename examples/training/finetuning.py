@@ -20,7 +20,6 @@ the commands are the same for real models.
 import copy
 import os
 import re
-import subprocess
 import sys
 
 import ase.io
@@ -32,6 +31,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from pet_mta.metatrain import PETModel
 
+sys.path.insert(0, os.path.abspath("."))  # the gallery runs scripts from their folder
+from training_helpers import run_mtt  # noqa: E402
+
 EXAMPLES = os.path.abspath("..")  # the gallery runs scripts from their folder
 RUN = os.path.abspath("finetuning_run")
 os.makedirs(RUN, exist_ok=True)
@@ -39,12 +41,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def mtt(*arguments: str) -> str:
-    """Run ``mtt`` in the run folder; return its log (metatrain logs to stderr)."""
-    command = [sys.executable, "-m", "metatrain", *arguments]
-    done = subprocess.run(command, cwd=RUN, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout + done.stderr
+    """Run ``mtt`` in the run folder; return its log."""
+    return run_mtt(RUN, *arguments)
 
 
 # %%

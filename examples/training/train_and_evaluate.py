@@ -23,6 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import yaml
 
+sys.path.insert(0, os.path.abspath("."))  # the gallery runs scripts from their folder
+from training_helpers import run_mtt  # noqa: E402
+
 EXAMPLES = os.path.abspath("..")  # the gallery runs scripts from their folder
 RUN = os.path.abspath("run")
 os.makedirs(RUN, exist_ok=True)
@@ -78,12 +81,8 @@ with open(os.path.join(RUN, "options.yaml"), "w") as file:
 
 
 def mtt(*arguments: str) -> str:
-    """Run ``mtt`` in the run folder; return its log (metatrain logs to stderr)."""
-    command = [sys.executable, "-m", "metatrain", *arguments]
-    done = subprocess.run(command, cwd=RUN, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout + done.stderr
+    """Run ``mtt`` in the run folder; return its log."""
+    return run_mtt(RUN, *arguments)
 
 
 # %%
