@@ -106,8 +106,12 @@ def test_metatrain_names_of_the_attention_projections():
     assert names[0] == names[1] and len(names[0]) > 0
     with pytest.raises(ValueError, match="match no linear layer"):
         lora.add_adapters(pet, ["query"], rank=2, alpha=2.0)
-    with pytest.raises(ValueError, match="'rank' must be a positive integer"):
-        lora.add_adapters(pet, ["qkv"], rank=0, alpha=2.0)
+    for rank in (0, 2.5, "4"):
+        with pytest.raises(ValueError, match="'rank' must be a positive integer"):
+            lora.add_adapters(pet, ["qkv"], rank=rank, alpha=2.0)
+    for alpha in (0.0, float("nan"), "8"):
+        with pytest.raises(ValueError, match="'alpha' must be a positive number"):
+            lora.add_adapters(pet, ["qkv"], rank=2, alpha=alpha)
     with pytest.raises(ValueError, match="unknown LoRA option"):
         lora_config({"rank": 2, "dropout": 0.1})
 
@@ -179,6 +183,11 @@ def test_lora_refusals(tmp_path):
     model, _, _, _, _ = _lora_run(tmp_path, epochs=0)
     with pytest.raises(ValueError, match="rank 2 .* not the configured rank 4"):
         add_lora(model.pet, lora_config({"rank": 4}))
+    # the same configuration is accepted, also with the scaling stored in float32
+    # (8 / 3 is not a float32 number)
+    pet = load(pretrained(tmp_path, emt_frames(4))).pet.to(torch.float32)
+    add_lora(pet, lora_config({"rank": 3, "alpha": 8.0}))
+    add_lora(pet, lora_config({"rank": 3, "alpha": 8.0}))
 
     frames = emt_frames(4, seed=3)
     for atoms in frames:

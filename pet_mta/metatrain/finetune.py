@@ -4,6 +4,7 @@ layers), copying heads between targets (``inherit_heads``), and the baselines of
 atomic types that a fine-tuning data set adds."""
 
 import logging
+import math
 from typing import Any, Dict, List, Union
 
 import torch
@@ -58,10 +59,12 @@ def add_lora(pet: PET, config: Dict[str, Any]) -> None:
     scaling = float(config["alpha"]) / rank
     if existing:
         for name, adapter in existing.items():
-            if adapter.rank != rank or float(adapter.scaling) != scaling:
+            # the scaling is stored in the model's dtype
+            stored = float(adapter.scaling)
+            if adapter.rank != rank or not math.isclose(stored, scaling, rel_tol=1e-6):
                 raise ValueError(
                     f"the model's LoRA adapter of '{name}' has rank {adapter.rank} "
-                    f"and alpha {float(adapter.scaling) * adapter.rank}, not the "
+                    f"and alpha {stored * adapter.rank:.6g}, not the "
                     f"configured rank {rank} and alpha {config['alpha']}"
                 )
         return

@@ -124,10 +124,10 @@ def add_adapters(
     :return: names of the newly adapted layers
     :raises ValueError: when no layer matches ``target_modules``
     """
-    if int(rank) != rank or rank < 1:
-        raise ValueError(f"LoRA 'rank' must be a positive integer, got {rank}")
-    if not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"LoRA 'alpha' must be a positive number, got {alpha}")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(f"LoRA 'rank' must be a positive integer, got {rank!r}")
+    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"LoRA 'alpha' must be a positive number, got {alpha!r}")
     names = resolve_targets(target_modules)
     found = []
     for parent_name, parent in module.named_modules():
@@ -141,7 +141,7 @@ def add_adapters(
             f"the model (pet_mta names: {sorted(_linear_attributes(module))})"
         )
     for _, layer in found:
-        adapter = _new_adapter(layer.weight, int(rank), alpha / rank)
+        adapter = _new_adapter(layer.weight, rank, alpha / rank)
         parametrize.register_parametrization(layer, "weight", adapter)
     return [name for name, _ in found]
 
