@@ -465,7 +465,7 @@ class PET(torch.nn.Module):
                 n_systems,
                 per_atom,
                 self.target_irreps[name],
-                properties,
+                self.target_properties[name],
             )
         return make_tensormap(
             values,

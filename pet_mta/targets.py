@@ -46,7 +46,9 @@ class Target:
     :param n_properties: number of properties
     :param description: one line shown in the exported model's capabilities
     :param irreps: spherical targets only: the ``(o3_lambda, o3_sigma)`` of every
-        block, in order (``o3_sigma = 1`` proper, ``-1`` pseudo-tensor)
+        block, in order (``o3_sigma = 1`` proper, ``-1`` pseudo-tensor); for
+        products of two irreps (metatrain's ``product: cartesian``), ``(o3_lambda_1,
+        o3_lambda_2, o3_sigma_1, o3_sigma_2)`` (see :func:`check_irreps`)
     """
 
     name: str
@@ -55,7 +57,7 @@ class Target:
     quantity: str = ""
     n_properties: int = 1
     description: str = ""
-    irreps: Tuple[Tuple[int, int], ...] = ()
+    irreps: Tuple[Tuple[int, ...], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -70,6 +72,13 @@ class Target:
             )
         if self.n_properties < 1:
             raise ValueError(f"target '{self.name}': n_properties must be >= 1")
+        if self.key_names[-1] == "o3_sigma_2" and (
+            round(self.n_properties**0.5) ** 2 != self.n_properties
+        ):
+            raise ValueError(
+                f"target '{self.name}': products of irreps have n_1 x n_2 properties "
+                f"(a square number), got n_properties={self.n_properties}"
+            )
         if self.name == "energy" and (self.kind != "scalar" or self.n_properties != 1):
             raise ValueError("the 'energy' target must be a single scalar")
         expected = DIRECT_OUTPUTS.get(self.name)
@@ -93,13 +102,21 @@ class Target:
     def n_components(self) -> int:
         """Values per property and atom (all blocks of a spherical target)."""
         if self.kind == "spherical":
-            return sum(2 * o3_lambda + 1 for o3_lambda, _ in self.irreps)
+            return sum(_block_size(key) for key in self.irreps)
         return {"scalar": 1, "cartesian": 3, "stress": 9}[self.kind]
+
+    @property
+    def key_names(self) -> List[str]:
+        """Key names of a spherical target's ``TensorMap``."""
+        if len(self.irreps) > 0 and len(self.irreps[0]) == 4:
+            return ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+        return ["o3_lambda", "o3_sigma"]
 
     @property
     def property_name(self) -> str:
         """Name of the properties dimension of the output's ``TensorMap``
-        (metatrain's: ``n`` for spherical targets)."""
+        (metatrain's: ``n`` for spherical targets; products of irreps have two,
+        ``n_1, n_2``, see :func:`pet_mta.modules.spherical.spherical_properties`)."""
         if self.kind == "spherical":
             return "n"
         return STANDARD_PROPERTIES.get(self.name, "properties")
@@ -108,42 +125,70 @@ class Target:
     def invariant_columns(self) -> List[int]:
         """Columns of the atomic values ``[n_properties * n_components]`` that are
         rotation invariants: all of a scalar, the ``(0, 1)`` block of a spherical
-        target, none otherwise (only these get a per-species baseline)."""
+        target, none otherwise (only these get a per-species baseline; products of
+        irreps get none)."""
         if self.kind == "scalar":
             return list(range(self.n_properties))
         columns: List[int] = []
         offset = 0
-        for o3_lambda, o3_sigma in self.irreps:
-            size = (2 * o3_lambda + 1) * self.n_properties
-            if (o3_lambda, o3_sigma) == (0, 1):
+        for key in self.irreps:
+            size = _block_size(key) * self.n_properties
+            if key == (0, 1):
                 columns.extend(range(offset, offset + size))
             offset += size
         return columns
 
 
+def _block_size(key: Tuple[int, ...]) -> int:
+    """Components of the block with ``key``: ``(lambda, sigma)`` or ``(lambda_1,
+    lambda_2, sigma_1, sigma_2)``."""
+    size = 1
+    for o3_lambda in key[: len(key) // 2]:
+        size *= 2 * o3_lambda + 1
+    return size
+
+
 def check_irreps(
     name: str, irreps: Sequence[Union[Sequence[int], Mapping[str, int]]]
-) -> Tuple[Tuple[int, int], ...]:
-    """``irreps`` as a tuple of ``(o3_lambda, o3_sigma)`` pairs; each irrep is a pair
-    or a dict ``{"o3_lambda": ..., "o3_sigma": ...}`` (metatrain's spelling).
+) -> Tuple[Tuple[int, ...], ...]:
+    """``irreps`` as a tuple of block keys: ``(o3_lambda, o3_sigma)`` pairs, given
+    as pairs or as dicts ``{"o3_lambda": ..., "o3_sigma": ...}`` (metatrain's
+    spelling), or, for products of two irreps (metatrain's ``product: cartesian``),
+    ``(o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2)``.
 
     :raises ValueError: for a negative ``o3_lambda``, an ``o3_sigma`` other than
-        +-1, or a repeated irrep
+        +-1, keys of mixed lengths or a repeated key
     """
-    pairs = [
-        (irrep["o3_lambda"], irrep["o3_sigma"]) if isinstance(irrep, Mapping) else irrep
+    result = tuple(
+        tuple(
+            int(v) for v in (_from_dict(irrep) if isinstance(irrep, Mapping) else irrep)
+        )
         for irrep in irreps
-    ]
-    result = tuple((int(o3_lambda), int(o3_sigma)) for o3_lambda, o3_sigma in pairs)
-    for o3_lambda, o3_sigma in result:
-        if o3_lambda < 0 or o3_sigma not in (-1, 1):
+    )
+    if len({len(key) for key in result}) > 1 or any(
+        len(key) not in (2, 4) for key in result
+    ):
+        raise ValueError(
+            f"target '{name}': irreps must all be (o3_lambda, o3_sigma) or all "
+            f"(o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2), got {list(result)}"
+        )
+    for key in result:
+        lambdas, sigmas = key[: len(key) // 2], key[len(key) // 2 :]
+        if min(lambdas) < 0 or any(s not in (-1, 1) for s in sigmas):
             raise ValueError(
                 f"target '{name}': irreps need o3_lambda >= 0 and o3_sigma = +-1, "
-                f"got ({o3_lambda}, {o3_sigma})"
+                f"got {key}"
             )
     if len(set(result)) != len(result):
         raise ValueError(f"target '{name}': repeated irreps in {list(result)}")
     return result
+
+
+def _from_dict(irrep: Mapping[str, int]) -> Tuple[int, ...]:
+    if "o3_lambda" in irrep:
+        return (irrep["o3_lambda"], irrep["o3_sigma"])
+    names = ("o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2")
+    return tuple(irrep[n] for n in names)
 
 
 ENERGY = Target(

@@ -163,3 +163,23 @@ def test_symmetrize_command_with_inversion(tmp_path):
             predict(rotated(atoms, matrix)), _expected(reference, matrix)
         )
         assert difference <= 1e-10 * _scale(reference)
+
+
+def test_products_of_irreps_rotate_exactly():
+    """A ``product: cartesian`` output (two ``o3_mu`` axes): each axis rotated by its
+    own Wigner matrix, parity ``sigma_1 sigma_2 (-1)^(lambda_1 + lambda_2)``."""
+    product = [(1, 1, 1, 1), (2, 1, 1, -1), (0, 2, 1, 1)]
+    pet = tiny_pet(
+        num_gnn_layers=1,
+        targets={NAME: {"kind": "spherical", "irreps": product, "n_properties": 1}},
+    )
+    model = Symmetrized(pet, mode="whole", inversion=True)
+    atoms = molecule()
+    reference = _predict(model, atoms)
+    for matrix in (random_rotation(6), random_rotation(7, inversion=True)):
+        transformation = O3Transformations(
+            torch.tensor(matrix, dtype=torch.float64)[None], 2
+        )
+        expected = transformation.transform_tensormap(reference)
+        other = _predict(model, rotated(atoms, matrix))
+        assert _max_difference(other, expected) <= 1e-10 * _scale(reference)

@@ -3,14 +3,14 @@
 Every class of ``metatrain.utils.testing`` runs here with a tiny model. Skipped
 cases and the reason for each:
 
-- spherical outputs in an atomic basis, or products of irreps ("rank 2"): pet_mta
-  predicts spherical targets with ``o3_lambda, o3_sigma`` keys only
-  (``supports_spherical_atomic_basis_outputs``, ``supports_spherical_rank2_outputs``
-  and ``supports_atomic_basis`` are ``False``);
+- spherical outputs in an atomic basis (an ``atom_type`` key): pet_mta predicts
+  the same irreps for every atom (``supports_spherical_atomic_basis_outputs`` and
+  ``supports_atomic_basis`` are ``False``);
 - rotational/reflection equivariance: PET is an unconstrained transformer that
   learns symmetry from augmentation, it is not equivariant by construction;
 - ``test_output_scalar``/``test_output_vector``/``test_output_spherical``/
-  ``test_output_multispherical``: the suite's target names are not valid metatomic
+  ``test_output_multispherical``/``test_output_spherical_rank2``: the suite's target
+  names are not valid metatomic
   output names (see ``NAMES_REASON``); the same checks run with namespaced names in
   ``test_namespaced_*``; ``test_torchscript_spherical`` runs unchanged on a
   namespaced ``dataset_info_spherical``;
@@ -180,7 +180,35 @@ class TestOutput(OutputTests, PETMTATests):
         for (o3_lambda, _), block in zip(irreps, outputs[name].blocks()):
             assert block.values.shape == (n_samples, 2 * o3_lambda + 1, 100)
 
-    supports_spherical_rank2_outputs = False
+    @pytest.mark.skip(reason=NAMES_REASON)
+    def test_output_spherical_rank2(self):
+        pass
+
+    def test_namespaced_spherical_rank2_outputs(self, model_hypers, sample_kind):
+        """``test_output_spherical_rank2`` with an ``mtt::`` name: a product of two
+        ``(2, 1)`` irreps, components ``o3_mu_1, o3_mu_2``, properties ``n_1, n_2``."""
+        name = "mtt::spherical_tensor_rank2"
+        target = {
+            "quantity": "",
+            "unit": "",
+            "type": {
+                "spherical": {
+                    "product": "cartesian",
+                    "irreps": [{"o3_lambda": 2, "o3_sigma": 1}],
+                }
+            },
+            "num_subtargets": 2,
+            "sample_kind": sample_kind,
+        }
+        info = DatasetInfo(
+            length_unit="Angstrom",
+            atomic_types=[1, 6, 7, 8],
+            targets={name: get_generic_target_info(name, target)},
+        )
+        outputs = self._get_output(model_hypers, info, sample_kind, [name])
+        n_samples = 4 if sample_kind == "atom" else 1
+        assert outputs[name].block().values.shape == (n_samples, 5, 5, 4)
+
     supports_spherical_atomic_basis_outputs = False
     is_equivariant_rotations = False
     is_equivariant_reflections = False

@@ -137,28 +137,58 @@ def test_augmentation_rotates_a_lambda_2_target(improper):
     torch.testing.assert_close(invariant.reshape(-1), torch.tensor([1.5]).double())
 
 
-def test_target_from_info_refuses_products_and_atomic_basis():
+def test_target_from_info_products_and_atomic_basis():
     ok = target_from_info(
         "mtt::t", _spherical_info("mtt::t", [(2, -1), (0, 1)], "atom")
     )
     assert ok.kind == "spherical" and ok.irreps == ((2, -1), (0, 1))
-    product = get_generic_target_info(
-        "mtt::p",
+
+    def product(sample_kind):
+        return get_generic_target_info(
+            "mtt::p",
+            {
+                "quantity": "",
+                "unit": "",
+                "type": {
+                    "spherical": {
+                        "product": "cartesian",
+                        "irreps": [
+                            {"o3_lambda": 1, "o3_sigma": 1},
+                            {"o3_lambda": 0, "o3_sigma": 1},
+                        ],
+                    }
+                },
+                "num_subtargets": 2,
+                "sample_kind": sample_kind,
+            },
+        )
+
+    target = target_from_info("mtt::p", product("system"))
+    assert target.key_names == [
+        "o3_lambda_1",
+        "o3_lambda_2",
+        "o3_sigma_1",
+        "o3_sigma_2",
+    ]
+    assert target.irreps == ((1, 1, 1, 1), (1, 0, 1, 1), (0, 1, 1, 1), (0, 0, 1, 1))
+    assert target.n_properties == 4  # n_1 x n_2
+    assert target.n_components == 9 + 3 + 3 + 1
+    basis = {
+        1: [{"num": 1, "o3_lambda": 0, "o3_sigma": 1}],
+        8: [{"num": 1, "o3_lambda": 1, "o3_sigma": 1}],
+    }
+    atomic_basis = get_generic_target_info(
+        "mtt::b",
         {
             "quantity": "",
             "unit": "",
-            "type": {
-                "spherical": {
-                    "product": "cartesian",
-                    "irreps": [{"o3_lambda": 1, "o3_sigma": 1}],
-                }
-            },
+            "type": {"spherical": {"irreps": basis}},
             "num_subtargets": 1,
-            "sample_kind": "system",
+            "sample_kind": "atom",
         },
     )
-    with pytest.raises(ValueError, match="atomic-basis and product"):
-        target_from_info("mtt::p", product)
+    with pytest.raises(ValueError, match="atomic-basis targets are not supported"):
+        target_from_info("mtt::b", atomic_basis)
 
 
 def _write_targets(tmp_path, frames):
@@ -308,3 +338,27 @@ def test_mtt_train_command(tmp_path):
     assert polar.keys.values.tolist() == [[0, 1], [2, 1]]
     assert polar.block(0).values.shape == (3, 1, 1)
     assert polar.block(1).values.shape == (3, 5, 1)
+
+
+@pytest.mark.parametrize(
+    "irreps",
+    [[(2, 1), (0, 1), (1, -1)], [(1, 1, 1, 1), (1, 0, 1, -1), (0, 0, 1, 1)]],
+)
+def test_flat_values_follow_the_model_columns(irreps):
+    """The fitting reads targets in the column order of the model's atomic values
+    (one order for data and predictions, products of irreps included)."""
+    from pet_mta.metatrain.targets import flat_values
+    from pet_mta.modules.spherical import spherical_tensormap
+    from pet_mta.targets import Target
+
+    target = Target(name="mtt::t", kind="spherical", irreps=irreps, n_properties=4)
+    values = torch.randn(5, target.n_components * 4, dtype=torch.float64)
+    index = torch.arange(5)
+    tensor = spherical_tensormap(
+        values, torch.zeros_like(index), index, 1, True, [list(k) for k in irreps], 4
+    )
+    # blocks stored in another order must not matter
+    order = [2, 0, 1]
+    keys = Labels(tensor.keys.names, tensor.keys.values[order])
+    shuffled = TensorMap(keys, [tensor.block(i).copy() for i in order])
+    torch.testing.assert_close(flat_values(shuffled, target), values)

@@ -165,3 +165,47 @@ def test_ase_calculator_selects_the_spherical_output(tmp_path):
     chosen = calculator.run_model(atoms, request, selection)["mtt::tensor"]
     for block in chosen.blocks():
         assert block.samples == selection
+
+
+PRODUCT = [(1, 1, 1, 1), (1, 0, 1, 1), (0, 1, 1, 1), (0, 0, 1, 1)]
+
+
+def test_products_of_irreps():
+    """metatrain's ``product: cartesian`` layout: keys ``o3_lambda_1, o3_lambda_2,
+    o3_sigma_1, o3_sigma_2``, components ``o3_mu_1, o3_mu_2``, properties ``n_1,
+    n_2``; per-system values are sums of the atomic ones; TorchScript export."""
+    model = tiny_pet(
+        targets={
+            "mtt::pair": {"kind": "spherical", "irreps": PRODUCT, "n_properties": 4}
+        }
+    )
+    systems = systems_from_ase(_frames(), model)
+    per_atom = model(systems, {"mtt::pair": ModelOutput(sample_kind="atom")})
+    total = model(systems, {"mtt::pair": ModelOutput(sample_kind="system")})
+    tensor = per_atom["mtt::pair"]
+    assert tensor.keys.names == [
+        "o3_lambda_1",
+        "o3_lambda_2",
+        "o3_sigma_1",
+        "o3_sigma_2",
+    ]
+    assert tensor.keys.values.tolist() == [list(key) for key in PRODUCT]
+    n_atoms = sum(len(frame) for frame in _frames())
+    for key, block, summed in zip(
+        PRODUCT, tensor.blocks(), total["mtt::pair"].blocks()
+    ):
+        sizes = (2 * key[0] + 1, 2 * key[1] + 1)
+        assert block.values.shape == (n_atoms, *sizes, 4)
+        assert [c.names for c in block.components] == [["o3_mu_1"], ["o3_mu_2"]]
+        assert block.properties.names == ["n_1", "n_2"]
+        assert block.properties.values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+        sums = torch.zeros_like(summed.values).index_add(
+            0, block.samples.column("system"), block.values
+        )
+        torch.testing.assert_close(sums, summed.values)
+    scripted = torch.jit.script(model)
+    again = scripted(systems, {"mtt::pair": ModelOutput(sample_kind="atom")})
+    for block, reference in zip(again["mtt::pair"].blocks(), tensor.blocks()):
+        torch.testing.assert_close(block.values, reference.values)
+    with pytest.raises(ValueError, match="square number"):
+        Target(name="mtt::t", kind="spherical", irreps=PRODUCT, n_properties=2)

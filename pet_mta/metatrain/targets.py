@@ -6,19 +6,22 @@ import torch
 from metatensor.torch import TensorMap
 from metatrain.utils.data import TargetInfo
 
+from ..modules.spherical import spherical_properties
 from ..targets import Target
 
 
 def target_from_info(name: str, info: TargetInfo) -> Target:
     """The :class:`pet_mta.Target` predicting the metatrain target ``name``.
 
-    Rank-2 Cartesian targets whose name contains ``stress`` (metatrain's
-    ``non_conservative_stress``) become ``"stress"`` targets: symmetric, atomic
-    virials divided by the cell volume. Spherical targets (keys ``o3_lambda,
-    o3_sigma``, the same properties in every block) become ``"spherical"`` ones.
+        Rank-2 Cartesian targets whose name contains ``stress`` (metatrain's
+        ``non_conservative_stress``) become ``"stress"`` targets: symmetric, atomic
+        virials divided by the cell volume. Spherical targets (keys ``o3_lambda,
+        o3_sigma``, or ``o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2`` for
+    products of irreps; the same properties in every block) become ``"spherical"``
+    ones.
 
-    :raises ValueError: for atomic-basis or product spherical targets, other rank > 1
-        Cartesian or atom-pair targets, which pet_mta does not predict
+        :raises ValueError: for atomic-basis spherical targets, other rank > 1 Cartesian
+            or atom-pair targets, which pet_mta does not predict
     """
     if info.sample_kind not in ("system", "atom"):
         raise ValueError(
@@ -56,19 +59,25 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
     )
 
 
+RANK_1_KEYS = ["o3_lambda", "o3_sigma"]
+RANK_2_KEYS = ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+
+
 def _spherical_target(name: str, info: TargetInfo) -> Target:
     keys = info.layout.keys
-    if keys.names != ["o3_lambda", "o3_sigma"]:
+    if keys.names not in (RANK_1_KEYS, RANK_2_KEYS):
         raise ValueError(
             f"target '{name}': pet_mta predicts spherical targets with keys "
-            f"['o3_lambda', 'o3_sigma'], not {keys.names} (atomic-basis and product "
-            "targets are not supported)"
+            f"{RANK_1_KEYS} or {RANK_2_KEYS} (products), not {keys.names} "
+            "(atomic-basis targets are not supported)"
         )
+    rank = len(keys.names) // 2
     properties = [block.properties for block in info.layout.blocks()]
-    if any(p != properties[0] for p in properties[1:]):
+    expected = spherical_properties(len(properties[0]), rank, torch.device("cpu"))
+    if any(p != expected for p in properties):
         raise ValueError(
             f"target '{name}': every irrep must have the same properties "
-            "(num_subtargets) for pet_mta"
+            f"(num_subtargets) for pet_mta, labelled {expected.names}"
         )
     return Target(
         name=name,
@@ -89,8 +98,8 @@ def flat_values(tensor: TensorMap, target: Target) -> torch.Tensor:
         values = tensor.block().values
         return values.reshape(values.shape[0], -1)
     blocks = []
-    for o3_lambda, o3_sigma in target.irreps:
-        values = tensor.block({"o3_lambda": o3_lambda, "o3_sigma": o3_sigma}).values
+    for key in target.irreps:
+        values = tensor.block(dict(zip(target.key_names, key))).values
         blocks.append(values.reshape(values.shape[0], -1))
     return torch.cat(blocks, dim=1)
 

@@ -14,6 +14,19 @@ from metatensor.torch import Labels, TensorBlock, TensorMap
 from .tensormaps import reduce_samples
 
 
+def spherical_properties(n_properties: int, rank: int, device: torch.device) -> Labels:
+    """metatrain's property labels: ``n`` (rank 1), or ``n_1, n_2`` over all pairs
+    of ``sqrt(n_properties)`` values (rank 2, products of irreps)."""
+    if rank == 1:
+        values = torch.arange(n_properties, dtype=torch.int32, device=device)
+        return Labels(["n"], values.reshape(-1, 1))
+    size = int(round(n_properties**0.5))
+    index = torch.arange(size, dtype=torch.int32, device=device)
+    first = index.repeat_interleave(size)
+    second = index.repeat(size)
+    return Labels(["n_1", "n_2"], torch.stack([first, second], dim=1))
+
+
 def spherical_tensormap(
     values: torch.Tensor,
     system_index: torch.Tensor,
@@ -21,44 +34,65 @@ def spherical_tensormap(
     n_systems: int,
     per_atom: bool,
     irreps: List[List[int]],
-    properties: Labels,
+    n_properties: int,
 ) -> TensorMap:
     """Split atomic ``values`` into the blocks of a spherical ``TensorMap``.
 
-    :param values: ``[n_selected, n_properties * sum_b (2 lambda_b + 1)]``: block
-        ``b`` occupies the next ``(2 lambda_b + 1) * n_properties`` columns,
-        component-major (``o3_mu = -lambda .. lambda``), property-minor
+    :param values: ``[n_selected, n_properties * sum_b size_b]``: block ``b`` occupies
+        the next ``size_b * n_properties`` columns, components first (row-major),
+        properties last; ``size_b = 2 lambda + 1``, or ``(2 lambda_1 + 1) (2 lambda_2
+        + 1)`` for a product of two irreps
     :param system_index: ``[n_selected]`` system of every selected atom
     :param atom_index: ``[n_selected]`` index of every selected atom in its system
     :param per_atom: keep atoms as samples, or sum them per system
-    :param irreps: ``[o3_lambda, o3_sigma]`` of every block, in order
-    :param properties: the ``n_properties`` property labels shared by all blocks
-    :return: keys ``["o3_lambda", "o3_sigma"]``, components ``[Labels(["o3_mu"])]``,
-        values ``[n_samples, 2 lambda + 1, n_properties]``
+    :param irreps: the key of every block, in order: ``[o3_lambda, o3_sigma]``, or
+        ``[o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2]`` (rank 2)
+    :param n_properties: properties per block (see :func:`spherical_properties`)
+    :return: keys ``["o3_lambda", "o3_sigma"]`` and components ``[o3_mu]``, values
+        ``[n_samples, 2 lambda + 1, n_properties]``; for rank 2 keys ``o3_lambda_1,
+        o3_lambda_2, o3_sigma_1, o3_sigma_2`` and components ``[o3_mu_1, o3_mu_2]``
     """
     device = values.device
     values, samples = reduce_samples(
         values, system_index, atom_index, n_systems, per_atom
     )
-    n_properties = len(properties)
+    rank = len(irreps[0]) // 2
+    properties = spherical_properties(n_properties, rank, device)
+    if rank == 1:
+        key_names = ["o3_lambda", "o3_sigma"]
+        mu_names = ["o3_mu"]
+    else:
+        key_names = ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+        mu_names = ["o3_mu_1", "o3_mu_2"]
     blocks: List[TensorBlock] = []
     offset = 0
     for irrep in irreps:
-        o3_lambda = irrep[0]
-        size = 2 * o3_lambda + 1
+        shape: List[int] = [values.shape[0]]
+        components: List[Labels] = []
+        size = 1
+        for axis in range(rank):
+            o3_lambda = irrep[axis]
+            mu = torch.arange(
+                -o3_lambda, o3_lambda + 1, dtype=torch.int32, device=device
+            )
+            components.append(Labels([mu_names[axis]], mu.reshape(-1, 1)))
+            shape.append(2 * o3_lambda + 1)
+            size *= 2 * o3_lambda + 1
+        shape.append(n_properties)
         block_values = values[:, offset : offset + size * n_properties]
         offset += size * n_properties
-        mu = torch.arange(-o3_lambda, o3_lambda + 1, dtype=torch.int32, device=device)
         blocks.append(
             TensorBlock(
-                values=block_values.reshape(values.shape[0], size, n_properties),
+                values=block_values.reshape(shape),
                 samples=samples,
-                components=[Labels(["o3_mu"], mu.reshape(-1, 1))],
-                properties=properties.to(device),
+                components=components,
+                properties=properties,
             )
         )
     keys = Labels(
-        ["o3_lambda", "o3_sigma"],
-        torch.tensor(irreps, dtype=torch.int32, device=device).reshape(-1, 2),
+        key_names,
+        torch.tensor(irreps, dtype=torch.int32, device=device).reshape(
+            -1, len(key_names)
+        ),
     )
     return TensorMap(keys, blocks)
