@@ -168,7 +168,7 @@ def frame_stats(model, atoms: ase.Atoms, dtype: torch.dtype):
     nl = system.get_neighbor_list(model.frame_list)
     centers = nl.samples.column("first_atom").to(torch.long)
     n = len(atoms)
-    local = model.local
+    local = model.mode == "local"
     groups = torch.arange(n) if local else torch.zeros(n, dtype=torch.long)
     _, _, owner, _ = frames_per_group(
         centers,

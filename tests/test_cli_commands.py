@@ -89,7 +89,8 @@ def test_symmetrize_local_mode_with_flags(files, capsys):
     assert main(arguments) == 0
     assert "saved ECSE-symmetrized (local mode) model" in capsys.readouterr().out
     module = load_atomistic_model(output).module
-    assert module.local and module.low_memory and module.batch_size == 7
+    assert module.mode == "local" and module.low_memory == "always"
+    assert module.batch_size == 7
     assert module.hypers.beta == 4.0 and module.hypers.n_prunings == 1
 
     atoms = ase.io.read(files["data"], "0")

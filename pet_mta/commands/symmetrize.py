@@ -37,10 +37,19 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=["whole", "local"],
-        default="whole",
-        help="whole: frames pooled over the structure (molecules, small cells); "
-        "local: per-atom frames on cut-out receptive fields, cost linear in N",
+        choices=["auto", "whole", "local"],
+        default="auto",
+        help="auto (default): at every call, whole mode for non-periodic systems "
+        "of at most --whole-max-atoms atoms, local mode otherwise; "
+        "whole: frames pooled over the structure, each rotating all of it (cheap "
+        "for molecules, cost and memory N^2 in bulk); local: per-atom frames on "
+        "cut-out receptive fields, cost and memory linear in N",
+    )
+    parser.add_argument(
+        "--whole-max-atoms",
+        type=positive_int,
+        default=32,
+        help="largest non-periodic system that --mode auto treats in whole mode",
     )
     parser.add_argument(
         "--auxiliary",
@@ -77,9 +86,15 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--low-memory",
-        action="store_true",
-        help="local mode: free every batch's autograd graph at once (forces and "
-        "stress only, no second derivatives)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="local mode: free every batch's autograd graph as soon as it is "
+        "evaluated: forces, stress and per-atom energies stay exact, but there are "
+        "NO second derivatives (no training through the wrapper). Default: on "
+        "whenever every requested output is a single scalar (energies); "
+        "--no-low-memory keeps every graph (needed to train through ECSE; memory "
+        "grows with frames x atoms, GBs for a few dozen atoms); --low-memory "
+        "forces it (other outputs are then an error)",
     )
     parser.add_argument(
         "--extensions",
@@ -109,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     elif auxiliary != ROTATION_AVERAGE:
         auxiliary = load_file(args.auxiliary, args.extensions)
     frame_hypers = {name: getattr(args, name) for name in FRAME_DEFAULTS}
-    wrapped = Symmetrized(
+    symmetrized = Symmetrized(
         model,
         auxiliary=auxiliary,
         mode=args.mode,
@@ -118,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         aux_grid=args.aux_grid,
         low_memory=args.low_memory,
+        whole_max_atoms=args.whole_max_atoms,
         **frame_hypers,
-    ).export()
-    save_model(wrapped, args.output)
-    print(f"saved ECSE-symmetrized ({args.mode} mode) model to {args.output}")
+    )
+    save_model(symmetrized.export(), args.output)
+    mode = symmetrized.info.mode
+    print(f"saved ECSE-symmetrized ({mode} mode) model to {args.output}")
     return 0

@@ -13,7 +13,7 @@ from ...checks import finite_number, non_negative_int, per_atom, positive_number
 from ..loading import Backbone
 from .frames import FrameHypers
 
-MODES = ("whole", "local")
+MODES = ("auto", "whole", "local")
 
 
 def frame_hypers(outer_cutoff: Any, options: Dict[str, Any]) -> FrameHypers:

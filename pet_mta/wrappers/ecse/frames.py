@@ -99,6 +99,15 @@ class FrameHypers:
         time step resolves: energy is not conserved (``docs/src/ecse.rst``)
     :param prune_on: pruning is fully on above this soft-max weight ...
     :param prune_on_width: ... and off below ``prune_on - prune_on_width``
+    :param spread_margin: (periodic systems in local mode, see
+        :func:`frames_per_group`) frames need ``sin^2`` within this margin of the best
+        spread available in the environment (``S``, a soft maximum): their angular
+        factor is multiplied by ``q(s; S - spread_margin - spread_margin_width,
+        spread_margin_width)``, so less well-spread pairs fade out with a fixed
+        width in ``sin^2`` (not relative to the weights, unlike pruning). Values
+        ``>= 1`` switch it off (the published method)
+    :param spread_margin_width: width of that gate
+    :param spread_beta: ``beta`` of the soft maximum ``S`` of the spreads
     """
 
     def __init__(
@@ -116,6 +125,9 @@ class FrameHypers:
         n_prunings: int = 0,
         prune_on: float = 0.5,
         prune_on_width: float = 0.25,
+        spread_margin: float = 1.0,
+        spread_margin_width: float = 0.1,
+        spread_beta: float = 8.0,
     ):
         if not spread_start - spread_width > 0:
             raise ValueError("spread_start must be larger than spread_width")
@@ -132,6 +144,9 @@ class FrameHypers:
         self.n_prunings = int(n_prunings)
         self.prune_on = float(prune_on)
         self.prune_on_width = float(prune_on_width)
+        self.spread_margin = float(spread_margin)
+        self.spread_margin_width = float(spread_margin_width)
+        self.spread_beta = float(spread_beta)
 
 
 def pad_environments(
@@ -226,12 +241,16 @@ def inner_cutoff(
 
 
 def environment_frames(
-    vectors: torch.Tensor, mask: torch.Tensor, hypers: FrameHypers
+    vectors: torch.Tensor,
+    mask: torch.Tensor,
+    hypers: FrameHypers,
+    spread_margin: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Candidate frames and their (unpruned) weights for padded environments.
 
     :param vectors: ``[n, M, 3]`` neighbour vectors
     :param mask: ``[n, M]`` real neighbours (within ``r_out``)
+    :param spread_margin: apply ``hypers.spread_margin`` (:func:`near_best_spread`)
     :return: ``frames [K, 3, 3]`` (columns ``e1, e2, e3``), ``weights [K]`` (all
         positive) and ``owner [K]`` (environment of every frame)
     """
@@ -262,7 +281,10 @@ def environment_frames(
     angular = linear_gate(
         spreads, hypers.spread_start - hypers.spread_width, hypers.spread_width
     )
-    weights = radial[:, :, None] * radial[:, None, :] * angular
+    pair_radial = radial[:, :, None] * radial[:, None, :]
+    if spread_margin and hypers.spread_margin < 1.0:
+        angular = angular * near_best_spread(spreads, pair_radial, upper, hypers)
+    weights = pair_radial * angular
     weights = torch.where(ordered, weights, torch.zeros_like(weights))
 
     alive = torch.nonzero(weights > 0)
@@ -271,6 +293,47 @@ def environment_frames(
     ra = vectors[owner, a]
     rb = vectors[owner, b]
     return frames_from_pairs(ra, rb), w, owner
+
+
+def near_best_spread(
+    spreads: torch.Tensor,
+    pair_radial: torch.Tensor,
+    pair_mask: torch.Tensor,
+    hypers: FrameHypers,
+) -> torch.Tensor:
+    """Angular factor ``[n, M, M]`` keeping the pairs nearly as well spread as the
+    environment's best.
+
+    ``S = softmax_beta({0: 1} U {s_ab v_ab: v_ab})`` with ``v_ab = u_ab q(s_ab;
+    W, DW)`` over the pairs inside ``r_in`` (``u_ab`` their radial weights), a
+    smooth estimate of the largest well-inside spread, never above it (0 without
+    eligible pair); the factor is
+    ``q(s; S - margin - width, width)``: 1 for ``s >= S - margin``, 0 below
+    ``S - margin - width``. In perfect fcc it keeps the 24 right-angle pairs of
+    the 120 (``sin^2`` 1 against 0.75).
+
+    :param pair_radial: ``[n, M, M]`` product of the radial switches (``r_in``)
+    :param pair_mask: ``[n, M, M]`` real, distinct pairs
+    """
+    n = spreads.shape[0]
+    eligible = gate(
+        spreads,
+        torch.full_like(spreads, hypers.spread_start),
+        torch.full_like(spreads, hypers.spread_width),
+    )
+    weights = torch.where(pair_mask, pair_radial * eligible, torch.zeros_like(spreads))
+    # an anchor (spread 0, weight 1) keeps S continuous where the first eligible
+    # pair appears (a soft maximum of one entry is that entry, whatever its weight)
+    anchor = torch.zeros((n, 1), dtype=spreads.dtype, device=spreads.device)
+    best = soft_max(
+        torch.cat([anchor, spreads.reshape(n, -1)], dim=1),
+        torch.cat([torch.ones_like(anchor), weights.reshape(n, -1)], dim=1),
+        hypers.spread_beta,
+        dim=1,
+    )
+    width = hypers.spread_margin_width
+    start = (best - hypers.spread_margin - width)[:, None, None]
+    return gate(spreads, start.expand_as(spreads), torch.full_like(spreads, width))
 
 
 def frames_from_pairs(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
@@ -344,6 +407,7 @@ def frames_per_group(
     hypers: FrameHypers,
     inversion: bool,
     chunk: int = 256,
+    spread_margin: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every frame of every group, pruned; environments processed in chunks.
 
@@ -352,6 +416,8 @@ def frames_per_group(
     :param center_group: ``[n_centers]`` group of every centre (its system in the
         whole-structure mode, itself in the local mode)
     :param inversion: add the mirrored frames (exact O(3) instead of SO(3))
+    :param spread_margin: keep only pairs nearly as well spread as the best
+        (``hypers.spread_margin``; ECSE uses it for condensed phases)
     :return: ``frames [K, 3, 3]``, ``weights [K] > 0``, ``groups [K]``,
         ``aux_weights [n_groups]``
     """
@@ -367,7 +433,7 @@ def frames_per_group(
         padded, mask = pad_environments(
             centers[selected] - start, vectors[selected], stop - start
         )
-        frames, weights, owner = environment_frames(padded, mask, hypers)
+        frames, weights, owner = environment_frames(padded, mask, hypers, spread_margin)
         frame_list.append(frames)
         weight_list.append(weights)
         owner_list.append(owner + start)

@@ -10,7 +10,7 @@ from metatomic.torch import ModelOutput, NeighborListOptions, System
 
 from .averages import Averages, Selection
 from .frames import FrameHypers, frames_per_group
-from .low_memory import release_graph
+from .low_memory import release_graph, release_graphs
 from .systems import Cluster, cut_out, rotate_back, rotated_cluster
 
 
@@ -97,6 +97,11 @@ class LocalMode(torch.nn.Module):
             keep = rows >= 0
             center_list.append(rows[keep])
             vector_list.append(nl.values.reshape(-1, 3)[keep])
+        # condensed phases: only pairs nearly as well spread as the best (in
+        # molecules this rule makes the weights steep, docs/src/ecse.rst)
+        periodic = False
+        for system in systems:
+            periodic = periodic or bool(torch.any(system.pbc))
         frames, weights, groups, aux = frames_per_group(
             torch.cat(center_list),
             torch.cat(vector_list).to(torch.float64),
@@ -105,6 +110,7 @@ class LocalMode(torch.nn.Module):
             n_sel,
             hypers,
             self.inversion,
+            spread_margin=periodic,
         )
         has_frames = torch.zeros(n_sel, dtype=torch.bool, device=device)
         has_frames[groups] = True
@@ -146,7 +152,7 @@ class LocalMode(torch.nn.Module):
                 torch.stack([index, torch.zeros_like(index)], dim=1).to(torch.int32),
             )
             predictions = self.backbone(copies, outputs, centres)
-            if self.low_memory:
+            if release_graphs(self.low_memory, predictions):
                 predictions = release_graph(
                     predictions,
                     batch_frames,

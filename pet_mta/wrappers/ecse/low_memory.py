@@ -16,6 +16,21 @@ from metatensor.torch import TensorBlock, TensorMap
 from .systems import Cluster
 
 
+def release_graphs(policy: str, predictions: Dict[str, TensorMap]) -> bool:
+    """Whether to free this batch's graph under ``policy`` (``"always"``,
+    ``"scalar"``: only if every output is a single scalar, ``"never"``)."""
+    if policy == "never":
+        return False
+    if policy == "always":
+        return True
+    for tensor in predictions.values():
+        block = tensor.block_by_id(0)
+        single = len(tensor) == 1 and len(block.components) == 0
+        if not single or block.values.shape[1] != 1:
+            return False
+    return True
+
+
 def release_graph(
     predictions: Dict[str, TensorMap],
     frames: torch.Tensor,

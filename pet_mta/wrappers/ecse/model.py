@@ -43,13 +43,20 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
     :param auxiliary: exactly invariant ``ModelInterface`` module for degenerate
         environments, or :class:`~pet_mta.wrappers.ecse.auxiliary.NoAuxiliary`
     :param auxiliary_outputs: the (scalar) outputs taken from ``auxiliary``
-    :param local: per-atom (local) mode instead of whole-structure mode
+    :param mode: ``"whole"``, ``"local"`` or ``"auto"`` (per call: whole mode if
+        every system is non-periodic with at most ``whole_max_atoms`` atoms,
+        local mode otherwise)
     :param inversion: add mirrored frames: exact O(3) instead of SO(3)
     :param hypers: frame hyper-parameters
     :param cut_out_radius: radius of the receptive field (local mode)
     :param batch_size: rotated copies per backbone call
-    :param low_memory: (local mode, scalar outputs) free every batch's backbone
-        graph at once, keeping first derivatives only
+    :param low_memory: local mode: free every batch's backbone graph at once,
+        keeping first derivatives only; ``"always"`` (an error for outputs that
+        are not single scalars), ``"scalar"`` (when every requested output is a
+        single scalar, such as energies; otherwise the graphs are kept) or
+        ``"never"`` (second derivatives available)
+    :param whole_max_atoms: largest non-periodic system the ``"auto"`` mode
+        symmetrizes in whole mode
     :param engine_lists: the neighbour lists the engine must compute for the
         wrapped models (the backbone in whole mode, the auxiliary model), besides
         the wrapper's own: metatomic does not find those of a model loaded from a
@@ -68,22 +75,24 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         backbone_lists: List[NeighborListOptions],
         auxiliary: torch.nn.Module,
         auxiliary_outputs: List[str],
-        local: bool,
+        mode: str,
         inversion: bool,
         hypers: FrameHypers,
         cut_out_radius: float,
         batch_size: int,
-        low_memory: bool = False,
+        low_memory: str = "never",
+        whole_max_atoms: int = 0,
         engine_lists: Optional[List[NeighborListOptions]] = None,
         engine_inputs: Optional[Dict[str, ModelOutput]] = None,
     ):
         super().__init__()
-        self.low_memory = bool(low_memory)
+        self.low_memory = low_memory
+        self.whole_max_atoms = int(whole_max_atoms)
         self.backbone = backbone
         self.auxiliary = auxiliary
         self.auxiliary_outputs = auxiliary_outputs
         self.backbone_lists = backbone_lists
-        self.local = local
+        self.mode = mode
         self.inversion = inversion
         self.hypers = hypers
         self.batch_size = int(batch_size)
@@ -105,7 +114,7 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         """Frame environments (``outer_cutoff``), receptive fields (local mode),
         and the lists of the wrapped models (``engine_lists``)."""
         own = [self.frame_list]
-        if self.local:
+        if self.mode != "whole":
             own.append(self.cut_out_list)
         return own + self.engine_lists
 
@@ -142,7 +151,8 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         dtype = systems[0].positions.dtype
         selection = Selection(systems, selected_atoms)
         averages = Averages()
-        if self.local:
+        local = self.use_local_mode(systems)
+        if local:
             names: List[str] = list(kinds.keys())
             frame_total, aux = self._local(systems, names, selection, averages)
             for name in names:
@@ -169,6 +179,13 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
                 averages,
                 per_atom_rows=False,
             )
-        return averages.outputs(
-            outputs, frame_total + aux, selection, self.local, dtype
-        )
+        return averages.outputs(outputs, frame_total + aux, selection, local, dtype)
+
+    def use_local_mode(self, systems: List[System]) -> bool:
+        """Whether a call on ``systems`` runs in local mode (see ``mode``)."""
+        if self.mode != "auto":
+            return self.mode == "local"
+        for system in systems:
+            if bool(torch.any(system.pbc)) or len(system) > self.whole_max_atoms:
+                return True
+        return False

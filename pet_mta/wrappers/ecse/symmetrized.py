@@ -14,7 +14,7 @@ from metatomic.torch import (
     NeighborListOptions,
 )
 
-from ...checks import flag, positive_int
+from ...checks import flag, non_negative_int, positive_int
 from ..loading import (
     Backbone,
     ModelLike,
@@ -52,6 +52,12 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     "n_prunings": 0,
     "prune_on": 0.5,
     "prune_on_width": 0.25,
+    # pet_mta's frame rule for periodic systems in local mode (not in the
+    # published method): keep the pairs nearly as well spread as the best one
+    # (perfect fcc: 24 frames per atom, not 120); 1.0 switches it off
+    "spread_margin": 0.02,
+    "spread_margin_width": 0.1,
+    "spread_beta": 8.0,
 }
 
 
@@ -83,20 +89,32 @@ class Symmetrized(SymmetrizedModule):
         ``None``: such environments fade to zero (exact, but their energy is
         missing). Cartesian outputs always fade to zero there.
     :param mode: ``"whole"`` (frames pooled over the structure, each rotates the
-        whole structure; for molecules and small cells) or ``"local"`` (each atom's
-        contribution symmetrized with its own frames on its cut-out receptive field;
-        cost linear in N; outputs are sums of atomic contributions)
+        whole structure; for molecules: few frames, but their number grows with
+        N, so cost and memory grow as N^2), ``"local"`` (each atom's contribution
+        symmetrized with its own frames on its cut-out receptive field; cost and
+        memory linear in N; outputs are sums of atomic contributions) or
+        ``"auto"`` (the default: decided at every call, whole mode when every
+        system is non-periodic with at most ``whole_max_atoms`` atoms, local mode
+        otherwise; a backbone that cannot run in local mode, see
+        :func:`~pet_mta.wrappers.ecse.checks.check_backbone`, always runs in
+        whole mode, with a warning)
     :param inversion: add mirrored frames for exact O(3) (doubles the cost); without
         it the result is exactly SO(3)-equivariant
     :param outer_cutoff: neighbours defining frames lie within this radius (default:
         the largest cutoff of the backbone's neighbour lists, at most 10)
     :param batch_size: rotated copies evaluated in one backbone call
-    :param low_memory: local mode, scalar outputs (energies): take the gradient of
-        every batch of frames as soon as it is evaluated and free its autograd
-        graph, instead of keeping the graphs of all frames of all atoms until the
-        engine asks for forces. Forces, stress and per-atom energies keep their
-        exact first derivatives; second derivatives (Hessians, training through
-        the wrapper) are not available. Memory then stays at one batch.
+    :param low_memory: local mode: take the gradient of every batch of frames
+        as soon as it is evaluated and free its autograd graph, instead of keeping
+        the graphs of all frames of all atoms until the engine asks for forces.
+        Forces, stress and per-atom energies keep their exact first derivatives;
+        **second derivatives** (Hessians, training through the wrapper) **are not
+        available**. Memory then stays at one batch. ``None`` (default): on in
+        local mode whenever every requested output is a single scalar (energies),
+        off otherwise; ``True``: always (local mode only; other outputs are an
+        error); ``False``: never (for training through ECSE: memory grows with
+        frames x atoms, about 3 MB per atom-frame for a small PET)
+    :param whole_max_atoms: largest non-periodic system that ``mode="auto"``
+        symmetrizes in whole mode
     :param aux_grid: order of the Lebedev grid of the ``"rotation-average"``
         auxiliary (7: 208 rotations)
     :param frame_hypers: overrides of :data:`FRAME_DEFAULTS` (see
@@ -114,21 +132,26 @@ class Symmetrized(SymmetrizedModule):
         self,
         backbone: ModelLike,
         auxiliary: Union[ModelLike, str, None] = ROTATION_AVERAGE,
-        mode: str = "whole",
+        mode: str = "auto",
         inversion: bool = False,
         outer_cutoff: Optional[float] = None,
         batch_size: int = 32,
         aux_grid: int = 7,
-        low_memory: bool = False,
+        low_memory: Optional[bool] = None,
+        whole_max_atoms: int = 32,
         **frame_hypers: Any,
     ):
         # every argument is checked before anything is loaded or built
         if mode not in MODES:
-            raise ValueError(f"mode must be 'whole' or 'local', got {mode!r}")
+            raise ValueError(f"mode must be 'auto', 'whole' or 'local', got {mode!r}")
         inversion = flag("inversion", inversion)
-        low_memory = flag("low_memory", low_memory)
-        if low_memory and mode != "local":
-            raise ValueError("low_memory is available in the local mode only")
+        if low_memory is None:
+            policy = "scalar"
+        else:
+            policy = "always" if flag("low_memory", low_memory) else "never"
+        if low_memory and mode == "whole":
+            raise ValueError("low_memory is available in the local and auto modes")
+        whole_max_atoms = non_negative_int("whole_max_atoms", whole_max_atoms)
         batch_size = positive_int("batch_size", batch_size)
         aux_grid = positive_int("aux_grid", aux_grid)
         unknown = set(frame_hypers) - set(FRAME_DEFAULTS)
@@ -148,6 +171,14 @@ class Symmetrized(SymmetrizedModule):
                 )
 
         loaded = load_model(backbone, name="backbone")
+        if mode == "auto":
+            try:
+                check_backbone(loaded, "local")
+            except ValueError as error:
+                warnings.warn(
+                    f"mode='auto' runs in whole mode only: {error}", stacklevel=2
+                )
+                mode = "whole"
         check_backbone(loaded, mode)
         if outer_cutoff is None:
             outer_cutoff = min(loaded.largest_cutoff or 10.0, 10.0)
@@ -176,7 +207,9 @@ class Symmetrized(SymmetrizedModule):
         else:
             aux_loaded = load_model(auxiliary, name="auxiliary")
             aux_module = aux_loaded.module
-            aux_outputs = auxiliary_outputs(aux_loaded, loaded, mode)
+            aux_outputs = auxiliary_outputs(
+                aux_loaded, loaded, "whole" if mode == "whole" else "local"
+            )
             aux_range = aux_loaded.interaction_range
             aux_lists = aux_loaded.neighbor_lists
             aux_inputs = aux_loaded.inputs
@@ -185,7 +218,7 @@ class Symmetrized(SymmetrizedModule):
         # of a model loaded from a file are not found by metatomic in its module
         backbone_lists: List[NeighborListOptions] = []
         backbone_inputs: Dict[str, ModelOutput] = {}
-        if mode == "whole":
+        if mode != "local":
             backbone_lists = loaded.neighbor_lists
             backbone_inputs = loaded.inputs
         super().__init__(
@@ -193,12 +226,13 @@ class Symmetrized(SymmetrizedModule):
             backbone_lists=loaded.neighbor_lists,
             auxiliary=aux_module,
             auxiliary_outputs=aux_outputs,
-            local=mode == "local",
+            mode=mode,
             inversion=inversion,
             hypers=hypers,
-            cut_out_radius=loaded.interaction_range if mode == "local" else 0.0,
+            cut_out_radius=0.0 if mode == "whole" else loaded.interaction_range,
             batch_size=batch_size,
-            low_memory=low_memory,
+            low_memory=policy,
+            whole_max_atoms=whole_max_atoms,
             engine_lists=merge_neighbor_lists(backbone_lists, aux_lists),
             engine_inputs=merge_inputs(backbone_inputs, aux_inputs),
         )
@@ -215,15 +249,14 @@ class Symmetrized(SymmetrizedModule):
     def capabilities(self) -> ModelCapabilities:
         """The backbone's capabilities, plus ``ecse::variance::<name>`` outputs.
 
-        ``interaction_range`` is infinite in whole mode (frames come from every
-        atom); in local mode it is the largest of the backbone's range, the frame
-        cutoff and the auxiliary model's range.
+        ``interaction_range`` is infinite in whole and auto modes (frames come
+        from every atom); in local mode it is the largest of the backbone's
+        range, the frame cutoff and the auxiliary model's range.
         """
         info = self.info
         outputs: Dict[str, ModelOutput] = {}
         for name, output in info.backbone.outputs.items():
             outputs[name] = ModelOutput(
-                quantity=output.quantity,
                 unit=output.unit,
                 sample_kind=output.sample_kind,
                 description=("ECSE-symmetrized. " + output.description).strip(),
@@ -238,7 +271,7 @@ class Symmetrized(SymmetrizedModule):
                     "predictions of the backbone, averaged over components"
                 ),
             )
-        if info.mode == "whole":
+        if info.mode != "local":
             interaction_range = math.inf
         else:
             interaction_range = max(
