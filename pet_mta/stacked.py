@@ -47,7 +47,10 @@ def stacked_state(
             return None
         values = [state[key].detach() for state in states]
         if any(
-            v.shape != values[0].shape or v.dtype != values[0].dtype for v in values
+            v.shape != values[0].shape
+            or v.dtype != values[0].dtype
+            or v.device != values[0].device
+            for v in values
         ):
             return None
         if values[0].shape == target.shape:
