@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -282,7 +283,13 @@ def report(record: dict) -> str:
             f"{result['date']}"
         )
     command = ("pet-mta symmetrize " + record["symmetrize_options"]).strip()
-    lines += ["", f"Symmetrized with `{command}`."]
+    lines += [
+        "",
+        f"Symmetrized with `{command}`. The models are float32 (`base_precision: "
+        "32`): the equivariance error left after symmetrization is float32 "
+        "round-off. Training times are wall times on a machine shared with other "
+        "jobs, not a speed comparison (see the inference benchmark for that).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -326,7 +333,16 @@ def main(argv=None) -> int:
         "--work", type=Path, default=Path.cwd() / "spherical-bench", help="scratch"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "src" / "bench")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite --out/spherical.md from --out/spherical.json and stop",
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        record = json.loads((args.out / "spherical.json").read_text())
+        (args.out / "spherical.md").write_text(report(record))
+        return 0
 
     frames = ase.io.read(args.data, ":")
     order = np.random.default_rng(args.seed).permutation(len(frames))
@@ -370,7 +386,7 @@ def main(argv=None) -> int:
 
     for architecture in args.architectures:
         name = run_name(architecture, args)
-        work = args.work / name.replace(" ", "").replace(",", "_").strip("()")
+        work = args.work / re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-")
         seconds = train(architecture, files, work, args)
         results[name] = {
             "architecture": architecture,

@@ -76,8 +76,9 @@ def _spherical_target(name: str, info: TargetInfo) -> Target:
     expected = spherical_properties(len(properties[0]), rank, torch.device("cpu"))
     if any(p != expected for p in properties):
         raise ValueError(
-            f"target '{name}': every irrep must have the same properties "
-            f"(num_subtargets) for pet_mta, labelled {expected.names}"
+            f"target '{name}': pet_mta needs the same properties in every block, "
+            f"labelled {expected.names} (coupled products of irreps, whose blocks "
+            "have their own properties, are not supported)"
         )
     return Target(
         name=name,
