@@ -1,0 +1,260 @@
+"""ECSE with its defaults in condensed phases: cost ratio, peak memory and frames
+per atom against the number of atoms.
+
+Every row is measured in a fresh process (its peak resident memory is the row's):
+a small random-weight float64 PET (the backbone of ``bench/ecse.py``), one energy
++ forces evaluation of the plain backbone (best of three) and of
+``Symmetrized(pet)`` with its defaults (``mode="auto"``: local mode with
+``low_memory`` for these periodic cells), 1 thread. Variants: ``published`` (the
+published frame rule, ``spread_margin=1.0``) and ``float32`` (float32 backbone;
+frames and averages stay float64).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python bench/ecse_scaling.py            # all rows
+    python bench/ecse_scaling.py --report-only
+
+Results go to ``docs/src/bench/ecse_scaling.{json,md,png}``.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "src" / "bench"
+ROWS = [
+    ("fcc", 32, "default"),
+    ("fcc", 108, "default"),
+    ("fcc", 256, "default"),
+    ("alloy", 32, "default"),
+    ("alloy", 108, "default"),
+    ("alloy", 256, "default"),
+    ("water", 192, "default"),
+    ("fcc", 32, "published"),
+    ("alloy", 32, "published"),
+    ("alloy", 108, "float32"),
+]
+REPEATS = {32: (2, 2, 2), 108: (3, 3, 3), 256: (4, 4, 4), 500: (5, 5, 5)}
+
+
+def structure(kind: str, n: int):
+    """Perfect fcc Cu, the rattled Cu/Ni alloy of ``bench/ecse.py``, or its water
+    box (192 atoms)."""
+    import ase.build
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ecse import water_box
+
+    if kind == "water":
+        return water_box()
+    atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True).repeat(REPEATS[n])
+    if kind == "alloy":
+        atoms.numbers[::3] = 28
+        atoms.rattle(0.05, seed=0)
+    return atoms
+
+
+def one_row(kind: str, n: int, variant: str) -> Dict[str, Any]:
+    """Measure one row in this process (called in a child process)."""
+    import torch
+    from metatomic.torch import ModelOutput
+
+    from pet_mta import Symmetrized
+    from pet_mta.neighbors import systems_from_ase
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ecse import bench_model
+
+    torch.set_num_threads(1)
+    dtype = torch.float32 if variant == "float32" else torch.float64
+    pet = bench_model().to(dtype)
+    atoms = structure(kind, n)
+
+    def energy_forces(model) -> float:
+        start = time.perf_counter()
+        systems = systems_from_ase(
+            [atoms], model, dtype=dtype, positions_requires_grad=True
+        )
+        request = {"energy": ModelOutput(sample_kind="system")}
+        energy = model(systems, request, None)["energy"].block().values.sum()
+        energy.backward()
+        return time.perf_counter() - start
+
+    energy_forces(pet)
+    plain = min(energy_forces(pet) for _ in range(3))
+    options = {"spread_margin": 1.0} if variant == "published" else {}
+    model = Symmetrized(pet, **options)
+    systems = systems_from_ase([atoms], model, dtype=dtype)
+    mode = "local" if model.use_local_mode(systems) else "whole"
+    frames = frames_per_atom(model, systems[0])
+    seconds = energy_forces(model)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
+    return {
+        "structure": kind,
+        "atoms": len(atoms),
+        "variant": variant,
+        "mode": mode,
+        "low_memory": model.low_memory,
+        "frames_per_atom": frames,
+        "plain_s": plain,
+        "ecse_s": seconds,
+        "ratio": seconds / plain,
+        "peak_gb": peak,
+    }
+
+
+def frames_per_atom(model, system) -> float:
+    """Mean frames per atom of the local mode on a periodic ``system``."""
+    import torch
+
+    from pet_mta.wrappers.ecse.frames import frames_per_group
+
+    nl = system.get_neighbor_list(model.frame_list)
+    n = len(system)
+    _, _, groups, _ = frames_per_group(
+        nl.samples.column("first_atom").to(torch.long),
+        nl.values.reshape(-1, 3).detach().to(torch.float64),
+        n,
+        torch.arange(n),
+        n,
+        model.hypers,
+        model.inversion,
+        spread_margin=bool(torch.any(system.pbc)),
+    )
+    return float(groups.shape[0]) / n
+
+
+def write_report(results: Dict[str, Any], out: Path) -> None:
+    rows: List[Dict[str, Any]] = results["rows"]
+    lines = [
+        "# ECSE scaling: cost, memory and frames with the defaults",
+        "",
+        f"Command: `{results['command']}` ({results['date']}).",
+        "",
+        f"Machine: {results['machine']}. {results.get('note', '')}",
+        "",
+        "Backbone: the random-weight float64 PET of `bench/ecse.py` (d_pet 32, 2 "
+        "GNN layers, cutoff 4 Å, interaction range 8 Å). ECSE: `Symmetrized(pet)` "
+        "with its defaults (`pet-mta symmetrize` without options), which for these "
+        "periodic cells is local mode with `low_memory`. One energy + forces "
+        "evaluation, 1 thread; the plain time is the best of three. Peak: the "
+        "maximum resident memory of the process (Python, torch and the plain "
+        "runs included).",
+        "",
+        "| structure | N | variant | mode | frames/atom | plain | ECSE | ratio | "
+        "peak memory |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['structure']} | {r['atoms']} | {r['variant']} | {r['mode']} | "
+            f"{r['frames_per_atom']:.1f} | {r['plain_s']:.3f} s | "
+            f"{r['ecse_s']:.1f} s | {r['ratio']:.0f}x | {r['peak_gb']:.2f} GB |"
+        )
+    lines += [
+        "",
+        "- *default*: pet_mta's frame rule for periodic systems in local mode "
+        "(`spread_margin=0.05`: only pairs nearly as well spread as the best); "
+        "*published*: the published rule (`spread_margin=1.0`); *float32*: the "
+        "same model in float32 (frames, weights and averages stay float64), "
+        "ratio to the float32 plain model.",
+        "- The machine's two cores were shared with other jobs: ratios are within "
+        "one process, a few seconds apart, but absolute times are noisy.",
+        "- The *ECSE* section (`bench/ecse.py`) was measured before this frame "
+        "rule and before `low_memory` became the default (120 frames per atom "
+        "in fcc cells, 1000-1800x).",
+    ]
+    (out / "ecse_scaling.md").write_text("\n".join(lines) + "\n")
+
+
+def write_plot(results: Dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["rows"] if r["variant"] == "default"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for kind, marker in (("fcc", "o"), ("alloy", "s"), ("water", "^")):
+        mine = sorted(
+            (r for r in rows if r["structure"] == kind), key=lambda r: r["atoms"]
+        )
+        if not mine:
+            continue
+        n = [r["atoms"] for r in mine]
+        axes[0].plot(n, [r["ratio"] for r in mine], marker=marker, label=kind)
+        axes[1].plot(n, [r["peak_gb"] for r in mine], marker=marker, label=kind)
+        axes[2].plot(n, [r["frames_per_atom"] for r in mine], marker=marker, label=kind)
+    for ax, label in zip(
+        axes, ("ECSE / plain time", "peak memory (GB)", "frames per atom")
+    ):
+        ax.set_xlabel("atoms")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].axhline(4.0, color="k", lw=0.8, ls="--")
+    axes[0].legend()
+    fig.suptitle("ECSE defaults (local mode, low memory), energy + forces, 1 thread")
+    fig.tight_layout()
+    fig.savefig(out / "ecse_scaling.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "VARIANT"))
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--max-atoms", type=int, default=256)
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    if args.one:
+        kind, n, variant = args.one
+        print(json.dumps(one_row(kind, int(n), variant)))
+        return
+    path = args.out / "ecse_scaling.json"
+    if args.report_only:
+        results = json.loads(path.read_text())
+    else:
+        import platform
+
+        import torch
+
+        rows = []
+        for kind, n, variant in ROWS:
+            if n > args.max_atoms:
+                continue
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            done = subprocess.run(
+                [sys.executable, __file__, "--one", kind, str(n), variant],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+        results = {
+            "command": "python bench/ecse_scaling.py " + " ".join(sys.argv[1:]),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "note": args.note,
+            "rows": rows,
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, path)
+    write_report(results, args.out)
+    write_plot(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
