@@ -118,22 +118,28 @@ def trainer_hypers(**overrides) -> Dict[str, Any]:
     return hypers
 
 
-def train_model(model, dataset, checkpoint_dir, trainer=None, val=None, **hypers):
-    """Train ``model`` in float64 on CPU on ``dataset`` (validation: ``val``, by
-    default ``dataset``) with :func:`trainer_hypers` ``(**hypers)`` or ``trainer``;
-    returns the trainer."""
+def train_model(
+    model, dataset, checkpoint_dir, trainer=None, val=None, seed=0, **hypers
+):
+    """Train ``model`` in float64 on CPU on ``dataset`` (or a list of training sets;
+    validation: ``val``, by default the first training set) with
+    :func:`trainer_hypers` ``(**hypers)`` or ``trainer``, after
+    ``torch.manual_seed(seed)`` (``None``: the caller's random state); returns the
+    trainer."""
     import torch
 
     from pet_mta.metatrain import Trainer
 
-    torch.manual_seed(0)
+    datasets = dataset if isinstance(dataset, list) else [dataset]
+    if seed is not None:
+        torch.manual_seed(seed)
     trainer = trainer if trainer is not None else Trainer(trainer_hypers(**hypers))
     trainer.train(
         model=model,
         dtype=torch.float64,
         devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[val if val is not None else dataset],
+        train_datasets=datasets,
+        val_datasets=[val if val is not None else datasets[0]],
         checkpoint_dir=str(checkpoint_dir),
     )
     return trainer

@@ -24,11 +24,11 @@ from metatrain_helpers import (  # noqa: E402
     energy_target,
     load_dataset,
     model_hypers,
-    trainer_hypers,
+    train_model,
     write_frames,
 )
 
-from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
+from pet_mta.metatrain import PETModel  # noqa: E402
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
 
 
@@ -67,16 +67,15 @@ def test_energies_are_learned_while_forces_are_fitted(tmp_path):
     torch.manual_seed(0)
     width = {"d_pet": 16, "d_head": 16, "d_node": 16, "d_feedforward": 16}
     model = PETModel(model_hypers(**width), info)
-    trainer = Trainer(
-        trainer_hypers(num_epochs=20, batch_size=4, checkpoint_interval=1000)
-    )
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[val_set],
-        checkpoint_dir=str(tmp_path),
+    train_model(
+        model,
+        dataset,
+        tmp_path,
+        val=val_set,
+        seed=None,  # the stream seeded above for the model
+        num_epochs=20,
+        batch_size=4,
+        checkpoint_interval=1000,
     )
     model.eval()
     reference = np.array([a.info["energy"] / len(a) for a in validation])

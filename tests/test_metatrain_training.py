@@ -149,15 +149,7 @@ def test_energies_only_and_two_training_sets(tmp_path):
     with_forces, infos_b = load_dataset(path_b, energy_target(path_b))
     info = DatasetInfo("angstrom", [28, 29], infos_b)
     model = PETModel(model_hypers(), info)
-    trainer = Trainer(trainer_hypers(num_epochs=1))
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[with_forces, only_energy],
-        val_datasets=[with_forces],
-        checkpoint_dir=str(tmp_path),
-    )
+    trainer = _train(model, [with_forces, only_energy], tmp_path, num_epochs=1)
     assert np.isfinite(trainer.best_metric)
 
 
@@ -231,14 +223,7 @@ def test_restart_continues_exactly(tmp_path):
         context="restart",
     )
     assert trainer.epoch == 1
-    trainer.train(
-        model=model,
-        dtype=torch.float64,
-        devices=[torch.device("cpu")],
-        train_datasets=[dataset],
-        val_datasets=[dataset],
-        checkpoint_dir=str(tmp_path / "b"),
-    )
+    _train(model, dataset, tmp_path / "b", trainer=trainer)  # restores the RNG state
     assert trainer.epoch == 2
     expected, restarted = straight.state_dict(), model.state_dict()
     assert restarted.keys() == expected.keys()

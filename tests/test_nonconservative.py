@@ -195,11 +195,11 @@ def _train_direct(
         emt_frames,
         load_dataset,
         model_hypers,
-        trainer_hypers,
+        train_model,
         write_frames,
     )
 
-    from pet_mta.metatrain import PETModel, Trainer
+    from pet_mta.metatrain import PETModel
 
     frames = emt_frames(n_frames, seed=3)
     path = write_frames(tmp_path / "data.xyz", frames)
@@ -211,17 +211,13 @@ def _train_direct(
     model = PETModel(hypers, info).to(torch.float64)
 
     def train(n_epochs):
-        torch.manual_seed(0)
-        hypers = trainer_hypers(
-            num_epochs=n_epochs, learning_rate=1e-2, batch_size=batch_size
-        )
-        Trainer(hypers).train(
-            model=model,
-            dtype=torch.float64,
-            devices=[torch.device("cpu")],
-            train_datasets=[dataset],
-            val_datasets=[dataset],
-            checkpoint_dir=str(tmp_path),
+        train_model(
+            model,
+            dataset,
+            tmp_path,
+            num_epochs=n_epochs,
+            learning_rate=1e-2,
+            batch_size=batch_size,
         )
 
     def predict():
