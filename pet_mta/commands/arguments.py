@@ -1,5 +1,6 @@
-"""Argument types of the ``pet-mta`` sub-commands: values are checked while parsing,
-before any model is loaded, so a bad one costs nothing and gets a one-line error."""
+"""Argument types of the ``pet-mta`` sub-commands, and the parser parts several of
+them share. Values are checked while parsing, before any model is loaded, so a bad
+one costs nothing and gets a one-line error."""
 
 import argparse
 import os
