@@ -31,6 +31,7 @@ from metatrain_helpers import (  # noqa: E402
     load_dataset,
     model_hypers,
     train_model,
+    trainer_hypers,
     write_frames,
 )
 
@@ -362,3 +363,72 @@ def test_flat_values_follow_the_model_columns(irreps):
     keys = Labels(tensor.keys.names, tensor.keys.values[order])
     shuffled = TensorMap(keys, [tensor.block(i).copy() for i in order])
     torch.testing.assert_close(flat_values(shuffled, target), values)
+
+
+def test_training_loader_rotates_targets_with_the_structures(tmp_path):
+    """pet_mta's own training loader (``make_loaders``): in every batch, each
+    structure's ``lambda = 2`` target is that of ``R T R^T`` for the operation ``R``
+    that moved its atoms (recovered from the positions), the ``lambda = 0`` one
+    unchanged; validation batches are not rotated."""
+    from metatrain.utils.data import unpack_batch
+
+    from pet_mta.metatrain.data import make_loaders
+
+    frames = emt_frames(6, seed=4)
+    path = write_frames(tmp_path / "data.xyz", frames)
+    generator = torch.Generator().manual_seed(1)
+    tensors = torch.randn(len(frames), 3, 3, dtype=torch.float64, generator=generator)
+    tensors = tensors + tensors.transpose(1, 2)
+    l0, l2 = symmetric_to_spherical(tensors)
+    samples = Labels(["system"], torch.arange(len(frames)).reshape(-1, 1))
+    keys = Labels(["o3_lambda", "o3_sigma"], torch.tensor([[0, 1], [2, 1]]))
+    target_path = str(tmp_path / "polar.mts")
+    mts.save(
+        target_path, TensorMap(keys, [_block(l0, samples, 0), _block(l2, samples, 2)])
+    )
+    section = _target_section(target_path, [(0, 1), (2, 1)], "system")
+    dataset, infos = load_dataset(path, {"mtt::polar": section})
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+    model = PETModel(model_hypers(), info)
+    hypers = trainer_hypers(batch_size=3)
+    train, val, _ = make_loaders(model, info, hypers, [dataset], [dataset])
+    originals = {i: torch.tensor(f.positions) for i, f in enumerate(frames)}
+
+    def structure_of(system):
+        # the training loader shuffles: find the structure by its interatomic distances
+        distances = torch.cdist(system.positions, system.positions)
+        for i, positions in originals.items():
+            if torch.allclose(torch.cdist(positions, positions), distances, atol=1e-8):
+                return i
+        raise AssertionError("structure not found")
+
+    checked = moved = 0
+    for loader, rotated in ((train, True), (val, False)):
+        for batch in loader:
+            systems, targets, _ = unpack_batch(batch)
+            polar = targets["mtt::polar"]
+            for row, system in enumerate(systems):
+                i = structure_of(system)
+                # least squares: rotated = original @ R^T (atoms centred)
+                a = originals[i] - originals[i].mean(0)
+                b = system.positions.double() - system.positions.double().mean(0)
+                matrix = torch.linalg.lstsq(a, b).solution.T
+                identity = torch.eye(3, dtype=matrix.dtype)
+                if not rotated:
+                    torch.testing.assert_close(matrix, identity)
+                elif float((matrix - identity).abs().max()) > 0.1:
+                    moved += 1
+                expected = symmetric_to_spherical(matrix @ tensors[i] @ matrix.T)
+                got0 = polar.block({"o3_lambda": 0, "o3_sigma": 1}).values[row, :, 0]
+                got2 = polar.block({"o3_lambda": 2, "o3_sigma": 1}).values[row, :, 0]
+                torch.testing.assert_close(
+                    got0.double(), expected[0], atol=1e-6, rtol=0
+                )
+                torch.testing.assert_close(
+                    got2.double(), expected[1], atol=1e-6, rtol=0
+                )
+                checked += 1
+    assert checked == 2 * len(frames)
+    assert moved >= len(frames) - 1  # random O(3) operations, not the identity
