@@ -15,10 +15,11 @@ from typing import List, Tuple
 
 import torch
 from metatensor.torch import TensorMap
-from metatomic.torch.o3._transformations import (
-    max_o3_lambda_in_tensor,
-    random_transformations,
-)
+from metatomic.torch.o3 import random_transformations
+
+# TorchScript helper of metatomic's O3 kernels (see .systems): the largest
+# o3_lambda of any o3_mu axis, -1 without one
+from metatomic.torch.o3._transformations import max_o3_lambda_in_tensor
 
 #: largest o3_lambda of a spherical output the ECSE wrapper rotates back
 MAX_LAMBDA = 8
