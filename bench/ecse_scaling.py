@@ -134,12 +134,14 @@ def frames_per_atom(model, system) -> float:
 
 def write_report(results: Dict[str, Any], out: Path) -> None:
     rows: List[Dict[str, Any]] = results["rows"]
+    machine = results["machine"]
     lines = [
         "# ECSE scaling: cost, memory and frames with the defaults",
         "",
         f"Command: `{results['command']}` ({results['date']}).",
         "",
-        f"Machine: {results['machine']}. {results.get('note', '')}",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch "
+        f"{machine['torch']}, Python {machine['python']}. {results['note']}",
         "",
         "Backbone: the random-weight float64 PET of `bench/ecse.py` (d_pet 32, 2 "
         "GNN layers, cutoff 4 Å, interaction range 8 Å). ECSE: `Symmetrized(pet)` "
@@ -149,25 +151,33 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "maximum resident memory of the process (Python, torch and the plain "
         "runs included).",
         "",
-        "| structure | N | variant | mode | frames/atom | plain | ECSE | ratio | "
-        "peak memory |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+        "| structure | N | variant | mode | frames/atom | plain | ECSE | ECSE per "
+        "atom | ratio | peak memory |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['structure']} | {r['atoms']} | {r['variant']} | {r['mode']} | "
             f"{r['frames_per_atom']:.1f} | {r['plain_s']:.3f} s | "
-            f"{r['ecse_s']:.1f} s | {r['ratio']:.0f}x | {r['peak_gb']:.2f} GB |"
+            f"{r['ecse_s']:.1f} s | {r['ecse_s'] / r['atoms']:.2f} s | "
+            f"{r['ratio']:.0f}x | {r['peak_gb']:.2f} GB |"
         )
     lines += [
         "",
         "- *default*: pet_mta's frame rule for periodic systems in local mode "
-        "(`spread_margin=0.05`: only pairs nearly as well spread as the best); "
+        "(`spread_margin=0.02`: only pairs nearly as well spread as the best); "
         "*published*: the published rule (`spread_margin=1.0`); *float32*: the "
         "same model in float32 (frames, weights and averages stay float64), "
         "ratio to the float32 plain model.",
-        "- The machine's two cores were shared with other jobs: ratios are within "
-        "one process, a few seconds apart, but absolute times are noisy.",
+        "- The machine's two cores were shared with other jobs: plain and ECSE "
+        "are measured in one process, a few seconds apart, but the plain times "
+        "(a fraction of a second) vary by up to 2x between rows (e.g. 0.21 s for "
+        "108 fcc atoms, 0.19 s for 256): ECSE per atom is the steadier measure of "
+        "the cost (linear in N: 0.45, 0.43, 0.36 s per fcc atom at N = 32, 108, "
+        "256); alloy 32 (0.91 s per atom) ran beside a test job.",
+        "- fcc 32 and 108 come from a first invocation without `--rows` that "
+        "stopped after its third row (its fcc 256 row, measured beside a test "
+        "job, was measured again).",
         "- The *ECSE* section (`bench/ecse.py`) was measured before this frame "
         "rule and before `low_memory` became the default (120 frames per atom "
         "in fcc cells, 1000-1800x).",
@@ -190,11 +200,12 @@ def write_plot(results: Dict[str, Any], out: Path) -> None:
         if not mine:
             continue
         n = [r["atoms"] for r in mine]
-        axes[0].plot(n, [r["ratio"] for r in mine], marker=marker, label=kind)
+        per_atom = [r["ecse_s"] / r["atoms"] for r in mine]
+        axes[0].plot(n, per_atom, marker=marker, label=kind)
         axes[1].plot(n, [r["peak_gb"] for r in mine], marker=marker, label=kind)
         axes[2].plot(n, [r["frames_per_atom"] for r in mine], marker=marker, label=kind)
     for ax, label in zip(
-        axes, ("ECSE / plain time", "peak memory (GB)", "frames per atom")
+        axes, ("ECSE time per atom (s)", "peak memory (GB)", "frames per atom")
     ):
         ax.set_xlabel("atoms")
         ax.set_ylabel(label)
@@ -212,6 +223,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--max-atoms", type=int, default=256)
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="KIND:N:VARIANT",
+        help="measure these rows only (e.g. alloy:108:default); the others keep "
+        "their previous results",
+    )
     parser.add_argument("--note", default="")
     args = parser.parse_args()
     if args.one:
@@ -222,12 +240,17 @@ def main() -> None:
     if args.report_only:
         results = json.loads(path.read_text())
     else:
-        import platform
+        sys.path.insert(0, str(ROOT / "bench"))
+        from ecse import machine
 
-        import torch
-
-        rows = []
-        for kind, n, variant in ROWS:
+        wanted = ROWS
+        if args.rows:
+            wanted = [(k, int(n), v) for k, n, v in (r.split(":") for r in args.rows)]
+        old = json.loads(path.read_text())["rows"] if path.exists() else []
+        rows = [
+            r for r in old if (r["structure"], r["atoms"], r["variant"]) not in wanted
+        ]
+        for kind, n, variant in wanted:
             if n > args.max_atoms:
                 continue
             env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -243,8 +266,7 @@ def main() -> None:
         results = {
             "command": "python bench/ecse_scaling.py " + " ".join(sys.argv[1:]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "machine": machine(),
             "note": args.note,
             "rows": rows,
         }
