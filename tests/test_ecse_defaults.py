@@ -28,6 +28,8 @@ class Recording(torch.nn.Module):
         super().__init__()
         self.pet = pet
         self.saved: List[weakref.ref] = []
+        # tensors of earlier calls still alive when each call starts
+        self.alive_at_call: List[int] = []
 
     def requested_neighbor_lists(self):
         return self.pet.requested_neighbor_lists()
@@ -41,6 +43,7 @@ class Recording(torch.nn.Module):
         outputs: Dict[str, ModelOutput],
         selected_atoms: Optional[Labels] = None,
     ) -> Dict[str, TensorMap]:
+        self.alive_at_call.append(self.alive())
         parameters = {id(p) for p in self.pet.parameters()}
 
         def pack(tensor):
@@ -71,9 +74,10 @@ def test_default_mode_per_call():
 
 
 def test_no_backbone_graph_outlives_its_batch():
-    """Default on a periodic cell: after the forward pass (before the engine asks
-    for forces), none of the tensors the backbone saved for backward is alive;
-    with ``low_memory=False`` they all are (graphs of every frame of every atom).
+    """Default on a periodic cell: when a batch of frames starts, and after the
+    forward pass (before the engine asks for forces), none of the tensors the
+    backbone saved for backward in earlier batches is alive; with
+    ``low_memory=False`` they all are (graphs of every frame of every atom).
     """
     pet = tiny_pet(num_gnn_layers=2)
     atoms = triclinic_alloy().repeat((2, 1, 1))
@@ -83,6 +87,7 @@ def test_no_backbone_graph_outlives_its_batch():
     request = {"energy": ModelOutput(sample_kind="system")}
     model(systems, request)
     assert kept.alive() > 100
+    assert len(kept.alive_at_call) > 3 and kept.alive_at_call[-1] > 100
 
     recording = Recording(pet)
     model = Symmetrized(recording, batch_size=8)
@@ -90,7 +95,8 @@ def test_no_backbone_graph_outlives_its_batch():
     assert model.use_local_mode(systems)
     energy = model(systems, request)["energy"].block().values.sum()
     assert len(recording.saved) > 100
-    assert recording.alive() == 0
+    assert len(recording.alive_at_call) > 3
+    assert max(recording.alive_at_call) == 0 and recording.alive() == 0
     # and the forces are still those of the full graph
     forces = -torch.autograd.grad(energy, systems[0].positions)[0]
     expected = evaluate(Symmetrized(pet, mode="local", low_memory=False), atoms)
