@@ -29,7 +29,7 @@ from .modules.members import Embedding, Linear, zero_rows
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, check_dtype, select_atoms
-from .modules.spherical import spherical_tensormap
+from .modules.spherical import atomic_basis_tensormap, spherical_tensormap
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import key_bias_grid
 from .targets import Target, make_targets
@@ -67,6 +67,7 @@ class PET(torch.nn.Module):
     __pet_min_distance__ = 1e-4
     # declared here: TorchScript cannot infer the type of the empty lists
     target_irreps: Dict[str, List[List[int]]]
+    target_basis: Dict[str, List[List[int]]]
 
     def __init__(
         self,
@@ -169,6 +170,14 @@ class PET(torch.nn.Module):
         self.target_kinds: Dict[str, str] = {t.name: t.kind for t in self.target_list}
         self.target_irreps = {
             t.name: [list(irrep) for irrep in t.irreps] for t in self.target_list
+        }
+        # blocks of atomic-basis targets: Target.basis_columns + species index
+        self.target_basis = {
+            t.name: [
+                row + [types.index(row[2]) if row[2] in types else -1]
+                for row in t.basis_columns
+            ]
+            for t in self.target_list
         }
         self.stress_targets: List[str] = [
             t.name for t in self.target_list if t.kind == "stress"
@@ -320,6 +329,7 @@ class PET(torch.nn.Module):
                             member_values.index_select(0, rows),
                             chosen_system,
                             chosen_atom,
+                            species.index_select(0, rows),
                             n_systems,
                             outputs[name].sample_kind == "atom",
                         )
@@ -446,11 +456,23 @@ class PET(torch.nn.Module):
         values: torch.Tensor,
         system_index: torch.Tensor,
         atom_index: torch.Tensor,
+        selected_species: torch.Tensor,
         n_systems: int,
         per_atom: bool,
     ) -> TensorMap:
         """The output ``TensorMap`` of target ``name`` from the atomic ``values``
-        ``[n_selected, n_values]`` of the selected atoms."""
+        ``[n_selected, n_values]`` of the selected atoms (species indices
+        ``selected_species``)."""
+        if self.target_kinds[name] == "atomic_basis":
+            return atomic_basis_tensormap(
+                values,
+                system_index,
+                atom_index,
+                selected_species,
+                n_systems,
+                per_atom,
+                self.target_basis[name],
+            )
         properties = Labels(
             [self.target_property_names[name]],
             torch.arange(self.target_properties[name], dtype=torch.int32).reshape(

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from metatomic.torch import ModelCapabilities, ModelOutput
 
-KINDS = ("scalar", "cartesian", "stress", "spherical")
+KINDS = ("scalar", "cartesian", "stress", "spherical", "atomic_basis")
 
 #: metatomic standard outputs predicted directly, and the kind they need
 DIRECT_OUTPUTS = {
@@ -40,7 +40,9 @@ class Target:
         the stress ``sum_i w_i / V``; NaN for systems without a 3D cell) or
         ``"spherical"`` (one block per irrep, ``2 * o3_lambda + 1`` components
         ``o3_mu = -o3_lambda .. o3_lambda`` per property; predicted without
-        constraint, see :doc:`targets`)
+        constraint, see :doc:`targets`) or ``"atomic_basis"`` (a spherical target in
+        an atomic basis: one block per ``(o3_lambda, o3_sigma, atom_type)``, each
+        atom type with its own irreps and numbers of properties, see ``basis``)
     :param unit: unit of the values (e.g. ``"eV"``, ``"e*angstrom"``), ``""`` for none
     :param quantity: physical quantity for unit conversion (``"energy"``, ...)
     :param n_properties: number of properties
@@ -49,6 +51,9 @@ class Target:
         block, in order (``o3_sigma = 1`` proper, ``-1`` pseudo-tensor); for
         products of two irreps (metatrain's ``product: cartesian``), ``(o3_lambda_1,
         o3_lambda_2, o3_sigma_1, o3_sigma_2)`` (see :func:`check_irreps`)
+    :param basis: ``"atomic_basis"`` targets only: the ``(atom_type, o3_lambda,
+        o3_sigma, n_properties)`` of every block, in order (``n_properties`` must then
+        stay 1; see :func:`check_basis`)
     """
 
     name: str
@@ -58,6 +63,7 @@ class Target:
     n_properties: int = 1
     description: str = ""
     irreps: Tuple[Tuple[int, ...], ...] = ()
+    basis: Tuple[Tuple[int, int, int, int], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -70,8 +76,19 @@ class Target:
                 f"target '{self.name}': irreps must be given for spherical targets "
                 f"and only for them (kind '{self.kind}', irreps {list(self.irreps)})"
             )
+        object.__setattr__(self, "basis", check_basis(self.name, self.basis))
+        if (self.kind == "atomic_basis") != (len(self.basis) > 0):
+            raise ValueError(
+                f"target '{self.name}': basis must be given for atomic_basis targets "
+                f"and only for them (kind '{self.kind}', basis {list(self.basis)})"
+            )
         if self.n_properties < 1:
             raise ValueError(f"target '{self.name}': n_properties must be >= 1")
+        if self.kind == "atomic_basis" and self.n_properties != 1:
+            raise ValueError(
+                f"target '{self.name}': atomic_basis targets give the properties of "
+                f"every block in basis; n_properties must be 1, got {self.n_properties}"
+            )
         if self.key_names[-1] == "o3_sigma_2" and (
             round(self.n_properties**0.5) ** 2 != self.n_properties
         ):
@@ -100,9 +117,14 @@ class Target:
 
     @property
     def n_components(self) -> int:
-        """Values per property and atom (all blocks of a spherical target)."""
+        """Values per property and atom (all blocks of a spherical target; for an
+        atomic-basis target, the values of the atom type with the most of them)."""
         if self.kind == "spherical":
             return sum(_block_size(key) for key in self.irreps)
+        if self.kind == "atomic_basis":
+            return max(
+                row[-1] + row[-2] * (2 * row[0] + 1) for row in self.basis_columns
+            )
         return {"scalar": 1, "cartesian": 3, "stress": 9}[self.kind]
 
     @property
@@ -110,14 +132,31 @@ class Target:
         """Key names of a spherical target's ``TensorMap``."""
         if len(self.irreps) > 0 and len(self.irreps[0]) == 4:
             return ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+        if self.kind == "atomic_basis":
+            return ["o3_lambda", "o3_sigma", "atom_type"]
         return ["o3_lambda", "o3_sigma"]
+
+    @property
+    def basis_columns(self) -> List[List[int]]:
+        """Where the blocks of an atomic-basis target are in the atomic values: one
+        ``[o3_lambda, o3_sigma, atom_type, n_properties, first column]`` row per
+        block. The atoms of one type hold their blocks one after the other from
+        column 0 (components first, row-major, properties last); the columns past
+        them are unused."""
+        rows: List[List[int]] = []
+        used: Dict[int, int] = {}
+        for atom_type, o3_lambda, o3_sigma, n_properties in self.basis:
+            offset = used.get(atom_type, 0)
+            rows.append([o3_lambda, o3_sigma, atom_type, n_properties, offset])
+            used[atom_type] = offset + (2 * o3_lambda + 1) * n_properties
+        return rows
 
     @property
     def property_name(self) -> str:
         """Name of the properties dimension of the output's ``TensorMap``
         (metatrain's: ``n`` for spherical targets; products of irreps have two,
         ``n_1, n_2``, see :func:`pet_mta.modules.spherical.spherical_properties`)."""
-        if self.kind == "spherical":
+        if self.kind in ("spherical", "atomic_basis"):
             return "n"
         return STANDARD_PROPERTIES.get(self.name, "properties")
 
@@ -182,6 +221,30 @@ def check_irreps(
     if len(set(result)) != len(result):
         raise ValueError(f"target '{name}': repeated irreps in {list(result)}")
     return result
+
+
+def check_basis(
+    name: str, basis: Sequence[Sequence[int]]
+) -> Tuple[Tuple[int, int, int, int], ...]:
+    """``basis`` as a tuple of ``(atom_type, o3_lambda, o3_sigma, n_properties)``.
+
+    :raises ValueError: for rows of another length, a negative atom type or
+        ``o3_lambda``, an ``o3_sigma`` other than +-1, ``n_properties < 1`` or a
+        repeated ``(atom_type, o3_lambda, o3_sigma)``
+    """
+    result = tuple(tuple(int(v) for v in row) for row in basis)
+    for row in result:
+        if len(row) != 4 or row[0] < 0 or row[1] < 0 or row[2] not in (-1, 1):
+            raise ValueError(
+                f"target '{name}': basis rows are (atom_type >= 0, o3_lambda >= 0, "
+                f"o3_sigma = +-1, n_properties >= 1), got {row}"
+            )
+        if row[3] < 1:
+            raise ValueError(f"target '{name}': basis row {row} has no properties")
+    keys = [row[:3] for row in result]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"target '{name}': repeated blocks in basis {list(result)}")
+    return result  # type: ignore[return-value]
 
 
 def _from_dict(irrep: Mapping[str, int]) -> Tuple[int, ...]:

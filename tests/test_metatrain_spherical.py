@@ -188,8 +188,10 @@ def test_target_from_info_products_and_atomic_basis():
             "sample_kind": "atom",
         },
     )
-    with pytest.raises(ValueError, match="atomic-basis targets are not supported"):
-        target_from_info("mtt::b", atomic_basis)
+    # in an atomic basis: one (atom_type, o3_lambda, o3_sigma, num) row per block
+    target = target_from_info("mtt::b", atomic_basis)
+    assert target.kind == "atomic_basis"
+    assert target.basis == ((1, 0, 1, 1), (8, 1, 1, 1))
 
 
 def _write_targets(tmp_path, frames):

@@ -97,6 +97,9 @@ def _per_atom_residuals(
     system = sample["system"] if isinstance(sample, dict) else sample.system
     values = flat_values(sample[name], _target(pet, name)).detach()
     values = values.to(torch.float64)
+    if pet.target_kinds[name] == "atomic_basis":
+        # no baseline; missing values of the data set are NaN
+        return [values[~torch.isnan(values)]]
     if name in pet.stress_targets:
         # the stress head predicts atomic virials: scale them, not the stress
         volume = float(torch.abs(torch.det(system.cell.to(torch.float64))))

@@ -18,10 +18,11 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
         virials divided by the cell volume. Spherical targets (keys ``o3_lambda,
         o3_sigma``, or ``o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2`` for
     products of irreps; the same properties in every block) become ``"spherical"``
-    ones.
+    ones; spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma,
+    atom_type``) become ``"atomic_basis"`` ones.
 
-        :raises ValueError: for atomic-basis spherical targets, other rank > 1 Cartesian
-            or atom-pair targets, which pet_mta does not predict
+        :raises ValueError: for atomic-basis products of irreps, other rank > 1
+            Cartesian or atom-pair targets, which pet_mta does not predict
     """
     if info.sample_kind not in ("system", "atom"):
         raise ValueError(
@@ -61,15 +62,18 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
 
 RANK_1_KEYS = ["o3_lambda", "o3_sigma"]
 RANK_2_KEYS = ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+BASIS_KEYS = RANK_1_KEYS + ["atom_type"]
 
 
 def _spherical_target(name: str, info: TargetInfo) -> Target:
     keys = info.layout.keys
+    if keys.names == BASIS_KEYS:
+        return _atomic_basis_target(name, info)
     if keys.names not in (RANK_1_KEYS, RANK_2_KEYS):
         raise ValueError(
             f"target '{name}': pet_mta predicts spherical targets with keys "
-            f"{RANK_1_KEYS} or {RANK_2_KEYS} (products), not {keys.names} "
-            "(atomic-basis targets are not supported)"
+            f"{RANK_1_KEYS}, {RANK_2_KEYS} (products) or {BASIS_KEYS} (atomic "
+            f"basis), not {keys.names}"
         )
     rank = len(keys.names) // 2
     properties = [block.properties for block in info.layout.blocks()]
@@ -91,10 +95,35 @@ def _spherical_target(name: str, info: TargetInfo) -> Target:
     )
 
 
+def _atomic_basis_target(name: str, info: TargetInfo) -> Target:
+    basis = []
+    for key, block in info.layout.items():
+        n_properties = len(block.properties)
+        expected = spherical_properties(n_properties, 1, torch.device("cpu"))
+        if block.properties != expected:
+            raise ValueError(
+                f"target '{name}': pet_mta needs the properties of block {key} "
+                f"labelled {expected.names} = 0 .. {n_properties - 1}"
+            )
+        atom_type, o3_lambda = int(key["atom_type"]), int(key["o3_lambda"])
+        basis.append((atom_type, o3_lambda, int(key["o3_sigma"]), n_properties))
+    return Target(
+        name=name,
+        kind="atomic_basis",
+        unit=info.unit,
+        quantity=info.quantity,
+        description=info.description,
+        basis=tuple(basis),
+    )
+
+
 def flat_values(tensor: TensorMap, target: Target) -> torch.Tensor:
     """The values of a target ``TensorMap`` as ``[n_samples, n_values]``, in the
     column order of the model's atomic values (blocks in ``target.irreps`` order,
-    components then properties)."""
+    components then properties); for an atomic-basis target, every value of every
+    block as one row ``[1, n_values]`` (its blocks have atoms of one type each)."""
+    if target.kind == "atomic_basis":
+        return torch.cat([b.values.reshape(-1) for b in tensor.blocks()]).reshape(1, -1)
     if target.kind != "spherical":
         values = tensor.block().values
         return values.reshape(values.shape[0], -1)

@@ -96,3 +96,55 @@ def spherical_tensormap(
         ),
     )
     return TensorMap(keys, blocks)
+
+
+def atomic_basis_tensormap(
+    values: torch.Tensor,
+    system_index: torch.Tensor,
+    atom_index: torch.Tensor,
+    species: torch.Tensor,
+    n_systems: int,
+    per_atom: bool,
+    basis: List[List[int]],
+) -> TensorMap:
+    """Split atomic ``values`` into the blocks of a spherical target in an atomic
+    basis (keys ``o3_lambda, o3_sigma, atom_type``): each block holds the atoms of
+    its type only.
+
+    :param values: ``[n_selected, n_values]``; an atom of a type uses the columns
+        of its own blocks, see :attr:`pet_mta.targets.Target.basis_columns`
+    :param system_index: ``[n_selected]`` system of every selected atom
+    :param atom_index: ``[n_selected]`` index of every selected atom in its system
+    :param species: ``[n_selected]`` species index of every selected atom
+    :param per_atom: keep atoms as samples, or sum them per system
+    :param basis: one ``[o3_lambda, o3_sigma, atom_type, n_properties, first
+        column, species index]`` row per block (species index -1 for a type the
+        model does not know: an empty block)
+    :return: values ``[n_samples, 2 lambda + 1, n_properties]`` per block
+    """
+    blocks: List[TensorBlock] = []
+    keys: List[List[int]] = []
+    for row in basis:
+        o3_lambda, o3_sigma, atom_type, n_properties, offset, index = row
+        atoms = torch.nonzero(species == index).reshape(-1)
+        size = (2 * o3_lambda + 1) * n_properties
+        block_values = values.index_select(0, atoms)[:, offset : offset + size]
+        single = spherical_tensormap(
+            block_values,
+            system_index.index_select(0, atoms),
+            atom_index.index_select(0, atoms),
+            n_systems,
+            per_atom,
+            [[o3_lambda, o3_sigma]],
+            n_properties,
+        )
+        block = single.block(0)
+        blocks.append(
+            TensorBlock(block.values, block.samples, block.components, block.properties)
+        )
+        keys.append([o3_lambda, o3_sigma, atom_type])
+    labels = Labels(
+        ["o3_lambda", "o3_sigma", "atom_type"],
+        torch.tensor(keys, dtype=torch.int32, device=values.device).reshape(-1, 3),
+    )
+    return TensorMap(labels, blocks)

@@ -1,0 +1,242 @@
+"""Spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma, atom_type``):
+metatrain's layout -> :class:`pet_mta.Target`, the output blocks (per atom, per
+system, selected atoms, TorchScript), and training through metatrain (float64)."""
+
+import pytest
+from optional_imports import require
+
+require("metatrain.utils.architectures", "train")
+
+import torch  # noqa: E402
+from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
+from metatomic.torch import (  # noqa: E402
+    ModelEvaluationOptions,
+    ModelOutput,
+    System,
+    load_atomistic_model,
+)
+from metatrain.utils.data import DatasetInfo, DiskDataset  # noqa: E402
+from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
+from metatrain.utils.data.writers import DiskDatasetWriter  # noqa: E402
+from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
+from metatrain_helpers import model_hypers, train_model  # noqa: E402
+
+from pet_mta import PET, Symmetrized, Target  # noqa: E402
+from pet_mta.metatrain import PETModel  # noqa: E402
+from pet_mta.metatrain.targets import target_from_info  # noqa: E402
+
+NAME = "mtt::basis"
+#: {atom_type: [(o3_lambda, o3_sigma, n_properties)]}
+BASIS = {1: [(0, 1, 2), (1, 1, 1)], 6: [(0, 1, 1), (1, -1, 2), (2, 1, 1)]}
+TYPES = [1, 6, 8]
+
+
+def _info(basis=BASIS, product=None) -> DatasetInfo:
+    irreps = {
+        t: [{"o3_lambda": lam, "o3_sigma": s, "num": n} for lam, s, n in rows]
+        for t, rows in basis.items()
+    }
+    spherical = {"irreps": irreps}
+    if product is not None:
+        spherical["product"] = product
+    target = {
+        "quantity": "",
+        "unit": "",
+        "type": {"spherical": spherical},
+        "num_subtargets": 1,
+        "sample_kind": "atom",
+    }
+    return DatasetInfo(
+        length_unit="Angstrom",
+        atomic_types=TYPES,
+        targets={NAME: get_generic_target_info(NAME, target)},
+    )
+
+
+def _system(types, seed: int) -> System:
+    generator = torch.Generator().manual_seed(seed)
+    positions = torch.rand((len(types), 3), generator=generator, dtype=torch.float64)
+    return System(
+        types=torch.tensor(types),
+        positions=3.0 * positions,
+        cell=torch.zeros((3, 3), dtype=torch.float64),
+        pbc=torch.tensor([False, False, False]),
+    )
+
+
+def _pet() -> PET:
+    info = _info()
+    model = PETModel(model_hypers(), info)
+    return model.pet.to(torch.float64)
+
+
+def _evaluate(model, system, per_atom=True, selected=None):
+    system = get_system_with_neighbor_lists(system, model.requested_neighbor_lists())
+    kind = "atom" if per_atom else "system"
+    return model([system], {NAME: ModelOutput(sample_kind=kind)}, selected)[NAME]
+
+
+def test_target_from_metatrain_layout():
+    target = target_from_info(NAME, _info().targets[NAME])
+    assert target.kind == "atomic_basis"
+    assert target.key_names == ["o3_lambda", "o3_sigma", "atom_type"]
+    assert target.basis == (
+        (1, 0, 1, 2),
+        (1, 1, 1, 1),
+        (6, 0, 1, 1),
+        (6, 1, -1, 2),
+        (6, 2, 1, 1),
+    )
+    # hydrogen uses 2 + 3 columns, carbon 1 + 6 + 5: one head of 12 columns
+    assert target.n_components == 12
+    assert [row[-1] for row in target.basis_columns] == [0, 2, 0, 1, 7]
+    assert target.invariant_columns == []
+
+
+def test_invalid_basis_and_products_refused():
+    with pytest.raises(ValueError, match="o3_sigma"):
+        Target(name="mtt::b", kind="atomic_basis", basis=((1, 0, 0, 1),))
+    with pytest.raises(ValueError, match="repeated"):
+        Target(name="mtt::b", kind="atomic_basis", basis=((1, 0, 1, 1), (1, 0, 1, 2)))
+    with pytest.raises(ValueError, match="n_properties must be 1"):
+        Target(
+            name="mtt::b", kind="atomic_basis", basis=((1, 0, 1, 1),), n_properties=2
+        )
+    with pytest.raises(ValueError, match="basis must be given"):
+        Target(name="mtt::b", kind="atomic_basis")
+    with pytest.raises(ValueError, match="atomic basis"):
+        target_from_info(NAME, _info(product="cartesian").targets[NAME])
+
+
+def test_blocks_hold_the_atoms_of_their_type():
+    model = _pet()
+    types = [6, 1, 8, 1, 6, 1]
+    output = _evaluate(model, _system(types, 0))
+    layout = _info().targets[NAME].layout
+    assert output.keys == layout.keys
+    for key, block in output.items():
+        atoms = [i for i, t in enumerate(types) if t == int(key["atom_type"])]
+        assert block.samples.values.tolist() == [[0, i] for i in atoms]
+        expected = layout.block(key)
+        assert block.components == expected.components
+        assert block.properties == expected.properties
+        assert block.values.dtype == torch.float64
+        assert torch.all(torch.isfinite(block.values))
+    # per-system output: the sum over the atoms of the type
+    per_system = _evaluate(model, _system(types, 0), per_atom=False)
+    for key, block in per_system.items():
+        assert block.samples.values.tolist() == [[0]]
+        summed = output.block(key).values.sum(dim=0, keepdim=True)
+        torch.testing.assert_close(block.values, summed, rtol=0, atol=1e-12)
+
+
+def test_selected_atoms_and_torchscript():
+    model = _pet()
+    system = _system([6, 1, 8, 1, 6, 1], 1)
+    full = _evaluate(model, system)
+    selected = Labels(["system", "atom"], torch.tensor([[0, 0], [0, 3]]))
+    subset = _evaluate(model, system, selected=selected)
+    system = get_system_with_neighbor_lists(system, model.requested_neighbor_lists())
+    outputs = {NAME: ModelOutput(sample_kind="atom")}
+    scripted_full = torch.jit.script(model)([system], outputs, None)[NAME]
+    for key, block in subset.items():
+        wanted = [[0, 0]] if int(key["atom_type"]) == 6 else [[0, 3]]
+        assert block.samples.values.tolist() == wanted
+        rows = full.block(key).samples.select(block.samples)
+        torch.testing.assert_close(
+            block.values, full.block(key).values[rows], rtol=0, atol=1e-10
+        )
+        torch.testing.assert_close(
+            scripted_full.block(key).values, full.block(key).values, rtol=0, atol=0
+        )
+
+
+def _dataset(path, n_systems: int) -> DiskDataset:
+    """Structures of H, C and O; the lambda = 0 blocks are a constant per type and
+    property, the others zero (both unchanged by the rotational augmentation)."""
+    layout = _info().targets[NAME].layout
+    writer = DiskDatasetWriter(str(path))
+    for i in range(n_systems):
+        types = torch.tensor([1, 6, 8, 1, 6, 1][: 4 + i % 3])
+        system = _system(types.tolist(), 10 + i)
+        blocks = []
+        for key, block in layout.items():
+            atoms = torch.nonzero(types == int(key["atom_type"])).reshape(-1)
+            n_mu, n_properties = len(block.components[0]), len(block.properties)
+            values = torch.zeros((len(atoms), n_mu, n_properties), dtype=torch.float64)
+            if int(key["o3_lambda"]) == 0:
+                per_property = torch.arange(1, n_properties + 1, dtype=torch.float64)
+                values[:] = per_property * (1.0 if int(key["atom_type"]) == 1 else -2.0)
+            samples = torch.stack([torch.zeros_like(atoms), atoms], dim=1)
+            blocks.append(
+                TensorBlock(
+                    values=values,
+                    samples=Labels(["system", "atom"], samples.to(torch.int32)),
+                    components=block.components,
+                    properties=block.properties,
+                )
+            )
+        writer.write([system], {NAME: TensorMap(layout.keys, blocks)})
+    writer.finish()
+    return DiskDataset(str(path))
+
+
+def _error(pet: PET, dataset) -> float:
+    """Root-mean-square error of ``pet`` on every value of ``dataset``."""
+    squares, count = 0.0, 0
+    pet.eval()
+    for i in range(len(dataset)):
+        sample = dataset[i]._asdict()
+        with torch.no_grad():
+            output = _evaluate(pet, sample["system"])
+        for key, block in sample[NAME].items():
+            difference = output.block(key).values - block.values
+            squares += float((difference**2).sum())
+            count += difference.numel()
+    return (squares / count) ** 0.5
+
+
+def test_training_through_metatrain(tmp_path):
+    dataset = _dataset(tmp_path / "data.zip", 8)
+    torch.manual_seed(0)
+    model = PETModel(model_hypers(), _info())
+    model.to(torch.float64)
+    before = _error(model.pet, dataset)
+    trainer = train_model(
+        model, dataset, tmp_path, num_epochs=30, learning_rate=1e-2, batch_size=2
+    )
+    # no per-species baseline in an atomic basis: the head learns the constants
+    readout = model.pet.readouts[NAME]
+    assert not readout.has_baseline
+    after = _error(model.pet, dataset)
+    assert after < 0.2 * before, (before, after)
+    assert any(NAME in name for name in trainer.last_validation)
+    # exported: the output alone, for selected atoms, as the trained model's
+    path = str(tmp_path / "model.pt")
+    model.export().save(path)
+    exported = load_atomistic_model(path)
+    system = get_system_with_neighbor_lists(
+        dataset[0]._asdict()["system"], model.pet.requested_neighbor_lists()
+    )
+    selected = Labels(["system", "atom"], torch.tensor([[0, 1], [0, 3]]))
+    options = ModelEvaluationOptions(
+        length_unit="angstrom",
+        outputs={NAME: ModelOutput(sample_kind="atom")},
+        selected_atoms=selected,
+    )
+    result = exported([system], options, check_consistency=True)
+    assert list(result) == [NAME]
+    reference = _evaluate(model.pet, system, selected=selected)
+    assert result[NAME].keys == reference.keys
+    for block, expected in zip(result[NAME].blocks(), reference.blocks()):
+        assert block.samples == expected.samples
+        torch.testing.assert_close(block.values, expected.values, rtol=0, atol=1e-12)
+
+
+def test_ecse_refuses_atomic_basis_outputs(tmp_path):
+    pet = _pet()
+    path = str(tmp_path / "model.pt")
+    pet.export().save(path)
+    for model in (pet, path):
+        with pytest.raises(ValueError, match="atomic basis .mtt::basis"):
+            Symmetrized(model, mode="whole")
