@@ -15,14 +15,20 @@ from metatomic.torch import (  # noqa: E402
     System,
     load_atomistic_model,
 )
-from metatrain.utils.data import DatasetInfo, DiskDataset  # noqa: E402
+from metatomic.torch.o3 import O3Transformations  # noqa: E402
+from metatrain.utils.data import (  # noqa: E402
+    DatasetInfo,
+    DiskDataset,
+    unpack_batch,  # noqa: E402
+)
 from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
 from metatrain.utils.data.writers import DiskDatasetWriter  # noqa: E402
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
-from metatrain_helpers import model_hypers, train_model  # noqa: E402
+from metatrain_helpers import model_hypers, train_model, trainer_hypers  # noqa: E402
 
 from pet_mta import PET, Symmetrized, Target  # noqa: E402
 from pet_mta.metatrain import PETModel  # noqa: E402
+from pet_mta.metatrain.data import make_loaders  # noqa: E402
 from pet_mta.metatrain.targets import target_from_info  # noqa: E402
 
 NAME = "mtt::basis"
@@ -151,20 +157,25 @@ def test_selected_atoms_and_torchscript():
         )
 
 
-def _dataset(path, n_systems: int) -> DiskDataset:
-    """Structures of H, C and O; the lambda = 0 blocks are a constant per type and
-    property, the others zero (both unchanged by the rotational augmentation)."""
+def _dataset(path, structures, random: bool = False) -> DiskDataset:
+    """A disk data set of the atomic-basis target on structures of the given types:
+    random values, or (``random=False``) a constant per type and property in the
+    lambda = 0 blocks and zero in the others (unchanged by the augmentation)."""
     layout = _info().targets[NAME].layout
+    generator = torch.Generator().manual_seed(5)
     writer = DiskDatasetWriter(str(path))
-    for i in range(n_systems):
-        types = torch.tensor([1, 6, 8, 1, 6, 1][: 4 + i % 3])
+    for i, types in enumerate(structures):
+        types = torch.tensor(types)
         system = _system(types.tolist(), 10 + i)
         blocks = []
         for key, block in layout.items():
             atoms = torch.nonzero(types == int(key["atom_type"])).reshape(-1)
             n_mu, n_properties = len(block.components[0]), len(block.properties)
-            values = torch.zeros((len(atoms), n_mu, n_properties), dtype=torch.float64)
-            if int(key["o3_lambda"]) == 0:
+            shape = (len(atoms), n_mu, n_properties)
+            values = torch.zeros(shape, dtype=torch.float64)
+            if random:
+                values = torch.randn(shape, dtype=torch.float64, generator=generator)
+            elif int(key["o3_lambda"]) == 0:
                 per_property = torch.arange(1, n_properties + 1, dtype=torch.float64)
                 values[:] = per_property * (1.0 if int(key["atom_type"]) == 1 else -2.0)
             samples = torch.stack([torch.zeros_like(atoms), atoms], dim=1)
@@ -197,7 +208,8 @@ def _error(pet: PET, dataset) -> float:
 
 
 def test_training_through_metatrain(tmp_path):
-    dataset = _dataset(tmp_path / "data.zip", 8)
+    structures = [[1, 6, 8, 1, 6, 1][: 4 + i % 3] for i in range(8)]
+    dataset = _dataset(tmp_path / "data.zip", structures)
     torch.manual_seed(0)
     model = PETModel(model_hypers(), _info())
     model.to(torch.float64)
@@ -240,3 +252,42 @@ def test_ecse_refuses_atomic_basis_outputs(tmp_path):
     for model in (pet, path):
         with pytest.raises(ValueError, match="atomic basis .mtt::basis"):
             Symmetrized(model, mode="whole")
+
+
+def test_training_loader_rotates_blocks_with_their_structures(tmp_path):
+    """In pet_mta's training loader, each structure's blocks are rotated with the
+    operation that moved its atoms (recovered from the positions), also in batches
+    where no block holds atoms of every structure (system labels renumbered)."""
+    # four atoms (the operation is recovered from them); O has no block
+    structures = [
+        [1, 1, 8, 8],
+        [6, 6, 8, 8],
+        [1, 8, 8, 1],
+        [6, 8, 8, 6],
+        [8, 1, 1, 1],
+        [6, 6, 6, 8],
+    ]
+    dataset = _dataset(tmp_path / "data.zip", structures, random=True)
+    info = _info()
+    model = PETModel(model_hypers(), info)
+    train, _, _ = make_loaders(model, info, trainer_hypers(batch_size=2), [dataset], [])
+    checked = 0
+    for batch in train:
+        systems, targets, extra = unpack_batch(batch)
+        ids = extra["mtt::aux::system_index"].block().values[:, 0].tolist()
+        for row, (system, index) in enumerate(zip(systems, ids)):
+            original = dataset[int(index)]._asdict()
+            # least squares: rotated = original @ R^T (atoms centred)
+            a = original["system"].positions - original["system"].positions.mean(0)
+            b = system.positions - system.positions.mean(0)
+            matrix = torch.linalg.lstsq(a, b).solution.T
+            expected = O3Transformations(matrix[None], 2).transform_tensormap(
+                original[NAME]
+            )
+            for key, block in targets[NAME].items():
+                rows = block.samples.column("system") == row
+                torch.testing.assert_close(
+                    block.values[rows], expected.block(key).values, atol=1e-8, rtol=0
+                )
+            checked += 1
+    assert checked == len(structures)  # batches of 2, none dropped

@@ -3,11 +3,14 @@
 Training batches are rotated by a random O(3) operation (targets transformed
 consistently), then get the model's neighbour lists; validation batches are not
 rotated. Targets stay in physical units: baseline and scale live in the model.
+Spherical targets in an atomic basis first get batch-local ``system`` samples (see
+:func:`batch_local_systems`).
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatrain.utils.augmentation import O3Augmenter
 from metatrain.utils.data import (
     CollateFn,
@@ -41,6 +44,53 @@ def check_geometries(datasets: list, kind: str) -> None:
             check_finite_geometry(
                 system.positions, system.cell, f"structure {i} of the {which}"
             )
+
+
+SYSTEM_INDEX = "mtt::aux::system_index"
+
+
+def batch_local_systems(dataset_info: DatasetInfo) -> Callable:
+    """A collate step numbering the ``system`` samples of atomic-basis targets
+    ``0 .. n_systems - 1`` in batch order.
+
+    Their blocks hold the atoms of one type each, so a batch may have no block
+    naming every structure, and metatrain's augmenter then reads the ``system``
+    labels as batch positions (they are data-set indices). The data-set index of
+    every structure of the batch comes from ``mtt::aux::system_index``, which only
+    metatrain's ``DiskDataset`` provides.
+    """
+    names = [n for n, info in dataset_info.targets.items() if info.is_atomic_basis]
+
+    def renumber(systems, targets, extra):
+        for name in names:
+            if name not in targets:
+                continue
+            if SYSTEM_INDEX not in extra:
+                raise ValueError(
+                    f"target '{name}' is in an atomic basis: read it from a disk "
+                    f"data set (metatrain's DiskDataset gives '{SYSTEM_INDEX}')"
+                )
+            ids = extra[SYSTEM_INDEX].block().values[:, 0].to(torch.int64)
+            blocks = []
+            for block in targets[name].blocks():
+                samples = block.samples.values.clone()
+                at = block.samples.names.index("system")
+                column = samples[:, at].to(torch.int64)
+                samples[:, at] = (
+                    (column[:, None] == ids[None, :]).to(torch.int32).argmax(1)
+                )
+                blocks.append(
+                    TensorBlock(
+                        block.values,
+                        Labels(block.samples.names, samples),
+                        block.components,
+                        block.properties,
+                    )
+                )
+            targets[name] = TensorMap(targets[name].keys, blocks)
+        return systems, targets, extra
+
+    return renumber
 
 
 def _samplers(
@@ -77,7 +127,11 @@ def make_loaders(
     names = list(dataset_info.targets.keys())
     collate_train = CollateFn(
         target_keys=names,
-        callables=[augmenter.apply_random_augmentations, nl_transform],
+        callables=[
+            batch_local_systems(dataset_info),
+            augmenter.apply_random_augmentations,
+            nl_transform,
+        ],
     )
     collate_val = CollateFn(target_keys=names, callables=[nl_transform])
 
