@@ -1,6 +1,11 @@
 """Spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma, atom_type``):
 metatrain's layout -> :class:`pet_mta.Target`, the output blocks (per atom, per
-system, selected atoms, TorchScript), and training through metatrain (float64)."""
+system, selected atoms, TorchScript), the rotations of the training loader, training
+through metatrain's trainer (float64), export, ``mtt train``, and ECSE's refusal."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from optional_imports import require
@@ -8,6 +13,7 @@ from optional_imports import require
 require("metatrain.utils.architectures", "train")
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
 from metatomic.torch import (  # noqa: E402
     ModelEvaluationOptions,
@@ -24,7 +30,12 @@ from metatrain.utils.data import (  # noqa: E402
 from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
 from metatrain.utils.data.writers import DiskDatasetWriter  # noqa: E402
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
-from metatrain_helpers import model_hypers, train_model, trainer_hypers  # noqa: E402
+from metatrain_helpers import (  # noqa: E402
+    TINY_MODEL,
+    model_hypers,
+    train_model,
+    trainer_hypers,
+)
 
 from pet_mta import PET, Symmetrized, Target  # noqa: E402
 from pet_mta.metatrain import PETModel  # noqa: E402
@@ -291,3 +302,52 @@ def test_training_loader_rotates_blocks_with_their_structures(tmp_path):
                 )
             checked += 1
     assert checked == len(structures)  # batches of 2, none dropped
+
+
+def test_mtt_train_command(tmp_path):
+    """``mtt train`` on a disk data set with metatrain's atomic-basis ``type`` exports
+    a model serving the target, one block per ``(o3_lambda, o3_sigma, atom_type)``."""
+    structures = [[1, 6, 8, 1, 6, 1][: 4 + i % 3] for i in range(6)]
+    _dataset(tmp_path / "data.zip", structures, random=True)
+    irreps = {
+        t: [{"o3_lambda": lam, "o3_sigma": s, "num": n} for lam, s, n in rows]
+        for t, rows in BASIS.items()
+    }
+    target = {
+        "read_from": "data.zip",
+        "sample_kind": "atom",
+        "type": {"spherical": {"irreps": irreps}},
+    }
+    section = {"systems": {"read_from": "data.zip"}, "targets": {NAME: target}}
+    options = {
+        "seed": 0,
+        "architecture": {
+            "name": "pet_mta",
+            "model": dict(TINY_MODEL),
+            "training": {"num_epochs": 1, "batch_size": 2, "num_workers": 0},
+        },
+        "training_set": section,
+        "validation_set": section,
+        "test_set": 0.0,
+    }
+    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    mtt = Path(sys.executable).with_name("mtt")
+    result = subprocess.run(
+        [str(mtt), "train", "options.yaml", "-o", "model.pt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    model = load_atomistic_model(str(tmp_path / "model.pt"))
+    system = _system([8, 1, 6, 1], 3).to(torch.float32)
+    system = get_system_with_neighbor_lists(system, model.requested_neighbor_lists())
+    options = ModelEvaluationOptions(
+        length_unit="angstrom", outputs={NAME: ModelOutput(sample_kind="atom")}
+    )
+    output = model([system], options, check_consistency=True)[NAME]
+    assert output.keys == _info().targets[NAME].layout.keys
+    hydrogen = output.block({"o3_lambda": 1, "o3_sigma": 1, "atom_type": 1})
+    assert hydrogen.samples.values.tolist() == [[0, 1], [0, 3]]
+    assert hydrogen.values.shape == (2, 3, 1)
