@@ -168,10 +168,11 @@ def test_selected_atoms_and_torchscript():
         )
 
 
-def _dataset(path, structures, random: bool = False) -> DiskDataset:
+def _dataset(path, structures, random: bool = False, reverse=False) -> DiskDataset:
     """A disk data set of the atomic-basis target on structures of the given types:
     random values, or (``random=False``) a constant per type and property in the
-    lambda = 0 blocks and zero in the others (unchanged by the augmentation)."""
+    lambda = 0 blocks and zero in the others (unchanged by the augmentation); the
+    atoms of each block last to first with ``reverse``."""
     layout = _info().targets[NAME].layout
     generator = torch.Generator().manual_seed(5)
     writer = DiskDatasetWriter(str(path))
@@ -181,6 +182,8 @@ def _dataset(path, structures, random: bool = False) -> DiskDataset:
         blocks = []
         for key, block in layout.items():
             atoms = torch.nonzero(types == int(key["atom_type"])).reshape(-1)
+            if reverse:
+                atoms = atoms.flip(0)
             n_mu, n_properties = len(block.components[0]), len(block.properties)
             shape = (len(atoms), n_mu, n_properties)
             values = torch.zeros(shape, dtype=torch.float64)
@@ -268,7 +271,8 @@ def test_ecse_refuses_atomic_basis_outputs(tmp_path):
 def test_training_loader_rotates_blocks_with_their_structures(tmp_path):
     """In pet_mta's training loader, each structure's blocks are rotated with the
     operation that moved its atoms (recovered from the positions), also in batches
-    where no block holds atoms of every structure (system labels renumbered)."""
+    where no block holds atoms of every structure (system labels renumbered), with
+    the samples sorted as the model's (the data list them last to first)."""
     # four atoms (the operation is recovered from them); O has no block
     structures = [
         [1, 1, 8, 8],
@@ -278,7 +282,7 @@ def test_training_loader_rotates_blocks_with_their_structures(tmp_path):
         [8, 1, 1, 1],
         [6, 6, 6, 8],
     ]
-    dataset = _dataset(tmp_path / "data.zip", structures, random=True)
+    dataset = _dataset(tmp_path / "data.zip", structures, random=True, reverse=True)
     info = _info()
     model = PETModel(model_hypers(), info)
     train, _, _ = make_loaders(model, info, trainer_hypers(batch_size=2), [dataset], [])
@@ -297,8 +301,13 @@ def test_training_loader_rotates_blocks_with_their_structures(tmp_path):
             )
             for key, block in targets[NAME].items():
                 rows = block.samples.column("system") == row
+                atoms = block.samples.column("atom")[rows]
+                assert torch.all(atoms[1:] > atoms[:-1])
                 torch.testing.assert_close(
-                    block.values[rows], expected.block(key).values, atol=1e-8, rtol=0
+                    block.values[rows],
+                    expected.block(key).values.flip(0),
+                    atol=1e-8,
+                    rtol=0,
                 )
             checked += 1
     assert checked == len(structures)  # batches of 2, none dropped

@@ -9,6 +9,7 @@ Spherical targets in an atomic basis first get batch-local ``system`` samples (s
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import metatensor.torch as mts
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatrain.utils.augmentation import O3Augmenter
@@ -51,7 +52,8 @@ SYSTEM_INDEX = "mtt::aux::system_index"
 
 def batch_local_systems(dataset_info: DatasetInfo) -> Callable:
     """A collate step numbering the ``system`` samples of atomic-basis targets
-    ``0 .. n_systems - 1`` in batch order.
+    ``0 .. n_systems - 1`` in batch order, samples sorted (the order of the model's
+    blocks: the loss compares values, not labels).
 
     Their blocks hold the atoms of one type each, so a batch may have no block
     naming every structure, and metatrain's augmenter then reads the ``system``
@@ -79,14 +81,13 @@ def batch_local_systems(dataset_info: DatasetInfo) -> Callable:
                 samples[:, at] = (
                     (column[:, None] == ids[None, :]).to(torch.int32).argmax(1)
                 )
-                blocks.append(
-                    TensorBlock(
-                        block.values,
-                        Labels(block.samples.names, samples),
-                        block.components,
-                        block.properties,
-                    )
+                renumbered = TensorBlock(
+                    block.values,
+                    Labels(block.samples.names, samples),
+                    block.components,
+                    block.properties,
                 )
+                blocks.append(mts.sort_block(renumbered, axes="samples"))
             targets[name] = TensorMap(targets[name].keys, blocks)
         return systems, targets, extra
 
@@ -133,7 +134,9 @@ def make_loaders(
             nl_transform,
         ],
     )
-    collate_val = CollateFn(target_keys=names, callables=[nl_transform])
+    collate_val = CollateFn(
+        target_keys=names, callables=[batch_local_systems(dataset_info), nl_transform]
+    )
 
     num_workers = hypers["num_workers"]
     if num_workers is None:
