@@ -43,6 +43,7 @@ from .loading import (
     load_model,
     merge_inputs,
     merge_neighbor_lists,
+    wrapped_metadata,
 )
 
 ENSEMBLE_REFERENCE = (
@@ -436,32 +437,15 @@ class Ensemble(EnsembleModule):
 
     @torch.jit.unused
     def metadata(self) -> ModelMetadata:
-        """The first member's metadata, with the ensemble in the name."""
-        members = self.info.members
-        original = members[0].metadata
-        references: Dict[str, List[str]] = {
-            key: [] for key in ("implementation", "architecture", "model")
-        }
-        authors: List[str] = []
-        for member in members:
-            for key in references:
-                for reference in member.metadata.references.get(key, []):
-                    if reference not in references[key]:
-                        references[key].append(reference)
-            for author in member.metadata.authors:
-                if author not in authors:
-                    authors.append(author)
-        if ENSEMBLE_REFERENCE not in references["architecture"]:
-            references["architecture"].append(ENSEMBLE_REFERENCE)
-        name = original.name or "model"
-        return ModelMetadata(
-            name=f"ensemble of {self.n_members} x {name}",
-            description=(
-                f"Mean of {self.n_members} models, with the spread over members as "
-                "energy_uncertainty. " + original.description
-            ).strip(),
-            authors=authors,
-            references=references,
+        """The first member's metadata, with the ensemble in the name; the
+        authors and references of all members."""
+        members = [member.metadata for member in self.info.members]
+        return wrapped_metadata(
+            members,
+            f"ensemble of {self.n_members} x {members[0].name or 'model'}",
+            f"Mean of {self.n_members} models, with the spread over members as "
+            "energy_uncertainty.",
+            ENSEMBLE_REFERENCE,
         )
 
     @torch.jit.unused

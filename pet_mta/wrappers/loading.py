@@ -35,6 +35,30 @@ from ..neighbors import merge_neighbor_lists, requested_neighbor_lists  # noqa: 
 ModelLike = Union[str, "os.PathLike[str]", AtomisticModel, torch.nn.Module]
 
 
+def wrapped_metadata(
+    originals: List[ModelMetadata], name: str, description: str, reference: str
+) -> ModelMetadata:
+    """Metadata of a wrapper model: its ``name``, its ``description`` before the
+    first wrapped model's, the authors and references of every wrapped model (each
+    once) and the wrapper's own ``reference`` among the architecture references."""
+    references: Dict[str, List[str]] = {
+        key: [] for key in ("implementation", "architecture", "model")
+    }
+    authors: List[str] = []
+    for original in originals:
+        for key, known in references.items():
+            known += [r for r in original.references.get(key, []) if r not in known]
+        authors += [a for a in original.authors if a not in authors]
+    if reference not in references["architecture"]:
+        references["architecture"].append(reference)
+    return ModelMetadata(
+        name=name,
+        description=(description + " " + originals[0].description).strip(),
+        authors=authors,
+        references=references,
+    )
+
+
 class Backbone:
     """A model ready to be wrapped (plain Python object, not a module).
 

@@ -21,6 +21,7 @@ from ..loading import (
     load_model,
     merge_inputs,
     merge_neighbor_lists,
+    wrapped_metadata,
 )
 from .auxiliary import NoAuxiliary
 from .averages import VARIANCE_PREFIX
@@ -293,21 +294,12 @@ class Symmetrized(SymmetrizedModule):
     def metadata(self) -> ModelMetadata:
         """The backbone's metadata, with ECSE in the name and references."""
         original = self.info.backbone.metadata
-        references = {
-            key: list(original.references.get(key, []))
-            for key in ("implementation", "architecture", "model")
-        }
-        if ECSE_REFERENCE not in references["architecture"]:
-            references["architecture"].append(ECSE_REFERENCE)
-        name = original.name or "model"
-        return ModelMetadata(
-            name=f"ECSE-symmetrized {name} ({self.info.mode} mode)",
-            description=(
-                "Exactly rotation-equivariant (Equivariant Coordinate System Ensemble) "
-                "wrapper. " + original.description
-            ).strip(),
-            authors=list(original.authors),
-            references=references,
+        return wrapped_metadata(
+            [original],
+            f"ECSE-symmetrized {original.name or 'model'} ({self.info.mode} mode)",
+            "Exactly rotation-equivariant (Equivariant Coordinate System Ensemble) "
+            "wrapper.",
+            ECSE_REFERENCE,
         )
 
     @torch.jit.unused
