@@ -64,7 +64,10 @@ def test_symmetrized_bad_argument(pet, name, value):
 
 
 def test_symmetrized_other_bad_arguments(pet):
-    refused(lambda: Symmetrized(pet, low_memory=True), "low_memory.*local mode")
+    refused(
+        lambda: Symmetrized(pet, mode="whole", low_memory=True),
+        "low_memory is available in the local and auto modes",
+    )
     refused(
         lambda: Symmetrized(pet, foo=1.0), r"unknown ECSE hyper-parameters \['foo'\]"
     )
