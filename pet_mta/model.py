@@ -29,7 +29,11 @@ from .modules.members import Embedding, Linear, zero_rows
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, check_dtype, select_atoms
-from .modules.spherical import atomic_basis_tensormap, spherical_tensormap
+from .modules.spherical import (
+    atomic_basis_tensormap,
+    property_counts,
+    spherical_tensormap,
+)
 from .modules.tensormaps import feature_labels, make_tensormap
 from .modules.transformer import key_bias_grid
 from .targets import Target, make_targets
@@ -174,8 +178,8 @@ class PET(torch.nn.Module):
         # blocks of atomic-basis targets: Target.basis_columns + species index
         self.target_basis = {
             t.name: [
-                row + [types.index(row[2]) if row[2] in types else -1]
-                for row in t.basis_columns
+                row + [types.index(block[0]) if block[0] in types else -1]
+                for block, row in zip(t.basis, t.basis_columns)
             ]
             for t in self.target_list
         }
@@ -487,7 +491,9 @@ class PET(torch.nn.Module):
                 n_systems,
                 per_atom,
                 self.target_irreps[name],
-                self.target_properties[name],
+                property_counts(
+                    self.target_properties[name], len(self.target_irreps[name][0]) // 2
+                ),
             )
         return make_tensormap(
             values,

@@ -52,8 +52,9 @@ class Target:
         products of two irreps (metatrain's ``product: cartesian``), ``(o3_lambda_1,
         o3_lambda_2, o3_sigma_1, o3_sigma_2)`` (see :func:`check_irreps`)
     :param basis: ``"atomic_basis"`` targets only: the ``(atom_type, o3_lambda,
-        o3_sigma, n_properties)`` of every block, in order (``n_properties`` must then
-        stay 1; see :func:`check_basis`)
+        o3_sigma, n_properties)`` of every block, in order, or for products of two
+        irreps ``(atom_type, o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2, n_1,
+        n_2)`` (``n_properties`` must then stay 1; see :func:`check_basis`)
     """
 
     name: str
@@ -63,7 +64,7 @@ class Target:
     n_properties: int = 1
     description: str = ""
     irreps: Tuple[Tuple[int, ...], ...] = ()
-    basis: Tuple[Tuple[int, int, int, int], ...] = ()
+    basis: Tuple[Tuple[int, ...], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -123,32 +124,39 @@ class Target:
             return sum(_block_size(key) for key in self.irreps)
         if self.kind == "atomic_basis":
             return max(
-                row[-1] + row[-2] * (2 * row[0] + 1) for row in self.basis_columns
+                row[-1] + _basis_block_size(row[:-1]) for row in self.basis_columns
             )
         return {"scalar": 1, "cartesian": 3, "stress": 9}[self.kind]
 
     @property
     def key_names(self) -> List[str]:
         """Key names of a spherical target's ``TensorMap``."""
+        product = ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
         if len(self.irreps) > 0 and len(self.irreps[0]) == 4:
-            return ["o3_lambda_1", "o3_lambda_2", "o3_sigma_1", "o3_sigma_2"]
+            return product
         if self.kind == "atomic_basis":
-            return ["o3_lambda", "o3_sigma", "atom_type"]
+            rank_1 = len(self.basis[0]) == 4
+            return (["o3_lambda", "o3_sigma"] if rank_1 else product) + ["atom_type"]
         return ["o3_lambda", "o3_sigma"]
 
     @property
     def basis_columns(self) -> List[List[int]]:
         """Where the blocks of an atomic-basis target are in the atomic values: one
-        ``[o3_lambda, o3_sigma, atom_type, n_properties, first column]`` row per
-        block. The atoms of one type hold their blocks one after the other from
-        column 0 (components first, row-major, properties last); the columns past
-        them are unused."""
+        ``[*key, atom_type, *n, first column]`` row per block, ``key`` the block's
+        ``(o3_lambda, o3_sigma)`` or ``(o3_lambda_1, o3_lambda_2, o3_sigma_1,
+        o3_sigma_2)`` and ``n`` its properties per axis (``n`` or ``n_1, n_2``). The
+        atoms of one type hold their blocks one after the other from column 0
+        (components first, row-major, properties last); the columns past them are
+        unused."""
         rows: List[List[int]] = []
         used: Dict[int, int] = {}
-        for atom_type, o3_lambda, o3_sigma, n_properties in self.basis:
+        for atom_type, *rest in self.basis:
+            rank = len(rest) // 3
+            key, counts = rest[: 2 * rank], rest[2 * rank :]
+            row = [*key, atom_type, *counts]
             offset = used.get(atom_type, 0)
-            rows.append([o3_lambda, o3_sigma, atom_type, n_properties, offset])
-            used[atom_type] = offset + (2 * o3_lambda + 1) * n_properties
+            rows.append(row + [offset])
+            used[atom_type] = offset + _basis_block_size(row)
         return rows
 
     @property
@@ -184,6 +192,16 @@ def _block_size(key: Tuple[int, ...]) -> int:
     size = 1
     for o3_lambda in key[: len(key) // 2]:
         size *= 2 * o3_lambda + 1
+    return size
+
+
+def _basis_block_size(row: Sequence[int]) -> int:
+    """Values of an atomic-basis block from its ``[*key, atom_type, *n]`` row
+    (see :attr:`Target.basis_columns`)."""
+    rank = (len(row) - 1) // 3
+    size = _block_size(tuple(row[: 2 * rank]))
+    for count in row[2 * rank + 1 :]:
+        size *= count
     return size
 
 
@@ -225,26 +243,38 @@ def check_irreps(
 
 def check_basis(
     name: str, basis: Sequence[Sequence[int]]
-) -> Tuple[Tuple[int, int, int, int], ...]:
-    """``basis`` as a tuple of ``(atom_type, o3_lambda, o3_sigma, n_properties)``.
+) -> Tuple[Tuple[int, ...], ...]:
+    """``basis`` as a tuple of ``(atom_type, o3_lambda, o3_sigma, n_properties)``,
+    or for products of two irreps ``(atom_type, o3_lambda_1, o3_lambda_2,
+    o3_sigma_1, o3_sigma_2, n_1, n_2)``.
 
-    :raises ValueError: for rows of another length, a negative atom type or
-        ``o3_lambda``, an ``o3_sigma`` other than +-1, ``n_properties < 1`` or a
-        repeated ``(atom_type, o3_lambda, o3_sigma)``
+    :raises ValueError: for rows of mixed or other lengths, a negative atom type or
+        ``o3_lambda``, an ``o3_sigma`` other than +-1, no properties or a repeated
+        ``(atom_type, key)``
     """
     result = tuple(tuple(int(v) for v in row) for row in basis)
+    if len({len(row) for row in result}) > 1 or any(
+        len(row) not in (4, 7) for row in result
+    ):
+        raise ValueError(
+            f"target '{name}': basis rows are all (atom_type, o3_lambda, o3_sigma, "
+            "n_properties) or all (atom_type, o3_lambda_1, o3_lambda_2, o3_sigma_1, "
+            f"o3_sigma_2, n_1, n_2), got {list(result)}"
+        )
     for row in result:
-        if len(row) != 4 or row[0] < 0 or row[1] < 0 or row[2] not in (-1, 1):
+        rank = len(row) // 3
+        lambdas, sigmas = row[1 : 1 + rank], row[1 + rank : 1 + 2 * rank]
+        if row[0] < 0 or min(lambdas) < 0 or any(s not in (-1, 1) for s in sigmas):
             raise ValueError(
-                f"target '{name}': basis rows are (atom_type >= 0, o3_lambda >= 0, "
-                f"o3_sigma = +-1, n_properties >= 1), got {row}"
+                f"target '{name}': basis rows need atom_type >= 0, o3_lambda >= 0 "
+                f"and o3_sigma = +-1, got {row}"
             )
-        if row[3] < 1:
+        if min(row[1 + 2 * rank :]) < 1:
             raise ValueError(f"target '{name}': basis row {row} has no properties")
-    keys = [row[:3] for row in result]
+    keys = [row[: 1 + 2 * (len(row) // 3)] for row in result]
     if len(set(keys)) != len(keys):
         raise ValueError(f"target '{name}': repeated blocks in basis {list(result)}")
-    return result  # type: ignore[return-value]
+    return result
 
 
 def _from_dict(irrep: Mapping[str, int]) -> Tuple[int, ...]:

@@ -1,7 +1,9 @@
-"""Spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma, atom_type``):
-metatrain's layout -> :class:`pet_mta.Target`, the output blocks (per atom, per
-system, selected atoms, TorchScript), the rotations of the training loader, training
-through metatrain's trainer (float64), export, ``mtt train``, and ECSE's refusal."""
+"""Spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma, atom_type``,
+or ``o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2, atom_type`` for products of
+two irreps): metatrain's layout -> :class:`pet_mta.Target`, the output blocks (per
+atom, per system, selected atoms, TorchScript), the rotations of the training
+loader, training through metatrain's trainer (float64), export, ``mtt train``, and
+ECSE's refusal."""
 
 import subprocess
 import sys
@@ -81,8 +83,8 @@ def _system(types, seed: int) -> System:
     )
 
 
-def _pet() -> PET:
-    info = _info()
+def _pet(product=None) -> PET:
+    info = _info(product=product)
     model = PETModel(model_hypers(), info)
     return model.pet.to(torch.float64)
 
@@ -110,6 +112,31 @@ def test_target_from_metatrain_layout():
     assert target.invariant_columns == []
 
 
+def test_target_from_metatrain_product_layout():
+    """Products of two irreps (``product: cartesian``): per atom type, every
+    ordered pair of its irreps, ``n_1 x n_2`` properties."""
+    target = target_from_info(NAME, _info(product="cartesian").targets[NAME])
+    assert target.kind == "atomic_basis"
+    assert target.key_names == [
+        "o3_lambda_1",
+        "o3_lambda_2",
+        "o3_sigma_1",
+        "o3_sigma_2",
+        "atom_type",
+    ]
+    assert target.basis[:4] == (
+        (1, 0, 0, 1, 1, 2, 2),
+        (1, 0, 1, 1, 1, 2, 1),
+        (1, 1, 0, 1, 1, 1, 2),
+        (1, 1, 1, 1, 1, 1, 1),
+    )
+    assert len(target.basis) == 4 + 9
+    # hydrogen uses (2 + 3)^2 columns, carbon (1 + 6 + 5)^2: one head of 144
+    assert target.n_components == 144
+    assert [row[-1] for row in target.basis_columns[:4]] == [0, 4, 10, 16]
+    assert target.basis_columns[-1][-1] == 144 - 25
+
+
 def test_invalid_basis_and_products_refused():
     with pytest.raises(ValueError, match="o3_sigma"):
         Target(name="mtt::b", kind="atomic_basis", basis=((1, 0, 0, 1),))
@@ -121,15 +148,59 @@ def test_invalid_basis_and_products_refused():
         )
     with pytest.raises(ValueError, match="basis must be given"):
         Target(name="mtt::b", kind="atomic_basis")
-    with pytest.raises(ValueError, match="atomic basis"):
-        target_from_info(NAME, _info(product="cartesian").targets[NAME])
+    with pytest.raises(ValueError, match="all"):
+        Target(
+            name="mtt::b",
+            kind="atomic_basis",
+            basis=((1, 0, 1, 1), (6, 0, 0, 1, 1, 1, 1)),
+        )
+    with pytest.raises(ValueError, match="no properties"):
+        Target(name="mtt::b", kind="atomic_basis", basis=((1, 0, 0, 1, 1, 2, 0),))
 
 
-def test_blocks_hold_the_atoms_of_their_type():
-    model = _pet()
+@pytest.mark.parametrize("product", [None, "cartesian"])
+def test_each_block_reads_its_own_columns(product):
+    """``atomic_basis_tensormap`` on numbered columns: every block of an atom type
+    holds the next ``size`` columns of its atoms, components first (row-major),
+    properties last, and the blocks of a type use each column once."""
+    from pet_mta.modules.spherical import atomic_basis_tensormap
+
+    target = target_from_info(NAME, _info(product=product).targets[NAME])
+    species = torch.tensor([1, 0, 0])  # carbon, hydrogen, hydrogen
+    columns = torch.arange(target.n_components, dtype=torch.float64)
+    values = columns + 1000.0 * torch.arange(3, dtype=torch.float64).reshape(-1, 1)
+    basis = [
+        row + [TYPES.index(block[0])]
+        for block, row in zip(target.basis, target.basis_columns)
+    ]
+    index = torch.arange(3)
+    output = atomic_basis_tensormap(
+        values, torch.zeros_like(index), index, species, 1, True, basis
+    )
+    assert output.keys.names == target.key_names
+    used = {1: [], 6: []}
+    for row, block in zip(basis, output.blocks()):
+        atom_type, start = TYPES[row[-1]], row[-2]
+        atoms = [i for i in range(3) if TYPES[int(species[i])] == atom_type]
+        assert block.samples.column("atom").tolist() == atoms
+        size = block.values[0].numel()
+        for sample, atom in enumerate(atoms):
+            expected = values[atom, start : start + size]
+            assert torch.equal(block.values[sample].reshape(-1), expected)
+        used[atom_type].extend(range(start, start + size))
+    for taken in used.values():
+        assert sorted(taken) == list(range(len(taken)))
+    assert max(len(taken) for taken in used.values()) == target.n_components
+
+
+@pytest.mark.parametrize("product", [None, "cartesian"])
+def test_blocks_hold_the_atoms_of_their_type(product):
+    """Keys, samples, components and properties as metatrain's layout (float64);
+    with ``product``, blocks of products of two irreps."""
+    model = _pet(product)
     types = [6, 1, 8, 1, 6, 1]
     output = _evaluate(model, _system(types, 0))
-    layout = _info().targets[NAME].layout
+    layout = _info(product=product).targets[NAME].layout
     assert output.keys == layout.keys
     for key, block in output.items():
         atoms = [i for i, t in enumerate(types) if t == int(key["atom_type"])]
@@ -147,8 +218,9 @@ def test_blocks_hold_the_atoms_of_their_type():
         torch.testing.assert_close(block.values, summed, rtol=0, atol=1e-12)
 
 
-def test_selected_atoms_and_torchscript():
-    model = _pet()
+@pytest.mark.parametrize("product", [None, "cartesian"])
+def test_selected_atoms_and_torchscript(product):
+    model = _pet(product)
     system = _system([6, 1, 8, 1, 6, 1], 1)
     full = _evaluate(model, system)
     selected = Labels(["system", "atom"], torch.tensor([[0, 0], [0, 3]]))
@@ -168,12 +240,15 @@ def test_selected_atoms_and_torchscript():
         )
 
 
-def _dataset(path, structures, random: bool = False, reverse=False) -> DiskDataset:
+def _dataset(
+    path, structures, random: bool = False, reverse=False, product=None
+) -> DiskDataset:
     """A disk data set of the atomic-basis target on structures of the given types:
     random values, or (``random=False``) a constant per type and property in the
     lambda = 0 blocks and zero in the others (unchanged by the augmentation); the
-    atoms of each block last to first with ``reverse``."""
-    layout = _info().targets[NAME].layout
+    atoms of each block last to first with ``reverse``; products of two irreps with
+    ``product="cartesian"``."""
+    layout = _info(product=product).targets[NAME].layout
     generator = torch.Generator().manual_seed(5)
     writer = DiskDatasetWriter(str(path))
     for i, types in enumerate(structures):
@@ -184,12 +259,13 @@ def _dataset(path, structures, random: bool = False, reverse=False) -> DiskDatas
             atoms = torch.nonzero(types == int(key["atom_type"])).reshape(-1)
             if reverse:
                 atoms = atoms.flip(0)
-            n_mu, n_properties = len(block.components[0]), len(block.properties)
-            shape = (len(atoms), n_mu, n_properties)
+            n_properties = len(block.properties)
+            shape = (len(atoms), *[len(c) for c in block.components], n_properties)
             values = torch.zeros(shape, dtype=torch.float64)
+            lambdas = [v for n, v in zip(key.names, key.values) if "lambda" in n]
             if random:
                 values = torch.randn(shape, dtype=torch.float64, generator=generator)
-            elif int(key["o3_lambda"]) == 0:
+            elif max(int(v) for v in lambdas) == 0:
                 per_property = torch.arange(1, n_properties + 1, dtype=torch.float64)
                 values[:] = per_property * (1.0 if int(key["atom_type"]) == 1 else -2.0)
             samples = torch.stack([torch.zeros_like(atoms), atoms], dim=1)
@@ -221,11 +297,12 @@ def _error(pet: PET, dataset) -> float:
     return (squares / count) ** 0.5
 
 
-def test_training_through_metatrain(tmp_path):
+@pytest.mark.parametrize("product", [None, "cartesian"])
+def test_training_through_metatrain(tmp_path, product):
     structures = [[1, 6, 8, 1, 6, 1][: 4 + i % 3] for i in range(8)]
-    dataset = _dataset(tmp_path / "data.zip", structures)
+    dataset = _dataset(tmp_path / "data.zip", structures, product=product)
     torch.manual_seed(0)
-    model = PETModel(model_hypers(), _info())
+    model = PETModel(model_hypers(), _info(product=product))
     model.to(torch.float64)
     before = _error(model.pet, dataset)
     trainer = train_model(

@@ -351,14 +351,21 @@ def test_flat_values_follow_the_model_columns(irreps):
     """The fitting reads targets in the column order of the model's atomic values
     (one order for data and predictions, products of irreps included)."""
     from pet_mta.metatrain.targets import flat_values
-    from pet_mta.modules.spherical import spherical_tensormap
+    from pet_mta.modules.spherical import property_counts, spherical_tensormap
     from pet_mta.targets import Target
 
     target = Target(name="mtt::t", kind="spherical", irreps=irreps, n_properties=4)
     values = torch.randn(5, target.n_components * 4, dtype=torch.float64)
     index = torch.arange(5)
+    counts = property_counts(4, len(irreps[0]) // 2)
     tensor = spherical_tensormap(
-        values, torch.zeros_like(index), index, 1, True, [list(k) for k in irreps], 4
+        values,
+        torch.zeros_like(index),
+        index,
+        1,
+        True,
+        [list(k) for k in irreps],
+        counts,
     )
     # blocks stored in another order must not matter
     order = [2, 0, 1]

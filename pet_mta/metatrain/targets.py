@@ -6,7 +6,7 @@ import torch
 from metatensor.torch import TensorMap
 from metatrain.utils.data import TargetInfo
 
-from ..modules.spherical import spherical_properties
+from ..modules.spherical import property_counts, spherical_properties
 from ..targets import Target
 
 
@@ -18,11 +18,11 @@ def target_from_info(name: str, info: TargetInfo) -> Target:
         virials divided by the cell volume. Spherical targets (keys ``o3_lambda,
         o3_sigma``, or ``o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2`` for
     products of irreps; the same properties in every block) become ``"spherical"``
-    ones; spherical targets in an atomic basis (keys ``o3_lambda, o3_sigma,
-    atom_type``) become ``"atomic_basis"`` ones.
+    ones; spherical targets in an atomic basis (the same keys and ``atom_type``,
+    products of irreps included) become ``"atomic_basis"`` ones.
 
-        :raises ValueError: for atomic-basis products of irreps, other rank > 1
-            Cartesian or atom-pair targets, which pet_mta does not predict
+        :raises ValueError: for other rank > 1 Cartesian or atom-pair targets,
+            which pet_mta does not predict
     """
     if info.sample_kind not in ("system", "atom"):
         raise ValueError(
@@ -67,17 +67,18 @@ BASIS_KEYS = RANK_1_KEYS + ["atom_type"]
 
 def _spherical_target(name: str, info: TargetInfo) -> Target:
     keys = info.layout.keys
-    if keys.names == BASIS_KEYS:
+    if keys.names in (BASIS_KEYS, RANK_2_KEYS + ["atom_type"]):
         return _atomic_basis_target(name, info)
     if keys.names not in (RANK_1_KEYS, RANK_2_KEYS):
         raise ValueError(
             f"target '{name}': pet_mta predicts spherical targets with keys "
-            f"{RANK_1_KEYS}, {RANK_2_KEYS} (products) or {BASIS_KEYS} (atomic "
+            f"{RANK_1_KEYS}, {RANK_2_KEYS} (products), each + ['atom_type'] (atomic "
             f"basis), not {keys.names}"
         )
     rank = len(keys.names) // 2
     properties = [block.properties for block in info.layout.blocks()]
-    expected = spherical_properties(len(properties[0]), rank, torch.device("cpu"))
+    counts = property_counts(len(properties[0]), rank)
+    expected = spherical_properties(counts, torch.device("cpu"))
     if any(p != expected for p in properties):
         raise ValueError(
             f"target '{name}': pet_mta needs the same properties in every block, "
@@ -96,17 +97,21 @@ def _spherical_target(name: str, info: TargetInfo) -> Target:
 
 
 def _atomic_basis_target(name: str, info: TargetInfo) -> Target:
+    names = ["n"] if info.layout.keys.names == BASIS_KEYS else ["n_1", "n_2"]
     basis = []
     for key, block in info.layout.items():
-        n_properties = len(block.properties)
-        expected = spherical_properties(n_properties, 1, torch.device("cpu"))
-        if block.properties != expected:
+        properties = block.properties
+        valid = properties.names == names and len(properties) > 0
+        if valid:
+            counts = [int(properties.column(n).max()) + 1 for n in names]
+            valid = properties == spherical_properties(counts, torch.device("cpu"))
+        if not valid:
             raise ValueError(
                 f"target '{name}': pet_mta needs the properties of block {key} "
-                f"labelled {expected.names} = 0 .. {n_properties - 1}"
+                f"labelled {names}, all values from 0 (metatrain's layout)"
             )
-        atom_type, o3_lambda = int(key["atom_type"]), int(key["o3_lambda"])
-        basis.append((atom_type, o3_lambda, int(key["o3_sigma"]), n_properties))
+        values = key.values.tolist()
+        basis.append((values[-1], *values[:-1], *counts))
     return Target(
         name=name,
         kind="atomic_basis",

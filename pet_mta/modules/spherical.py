@@ -14,17 +14,30 @@ from metatensor.torch import Labels, TensorBlock, TensorMap
 from .tensormaps import reduce_samples
 
 
-def spherical_properties(n_properties: int, rank: int, device: torch.device) -> Labels:
-    """metatrain's property labels: ``n`` (rank 1), or ``n_1, n_2`` over all pairs
-    of ``sqrt(n_properties)`` values (rank 2, products of irreps)."""
+def property_counts(n_properties: int, rank: int) -> List[int]:
+    """Properties per axis of a spherical target with ``n_properties`` per block:
+    ``[n]`` (rank 1), or ``[n_1, n_2]``, both ``sqrt(n_properties)`` (rank 2)."""
     if rank == 1:
-        values = torch.arange(n_properties, dtype=torch.int32, device=device)
-        return Labels(["n"], values.reshape(-1, 1))
+        return [n_properties]
     size = int(round(n_properties**0.5))
-    index = torch.arange(size, dtype=torch.int32, device=device)
-    first = index.repeat_interleave(size)
-    second = index.repeat(size)
-    return Labels(["n_1", "n_2"], torch.stack([first, second], dim=1))
+    return [size, size]
+
+
+def spherical_properties(counts: List[int], device: torch.device) -> Labels:
+    """metatrain's property labels: ``n = 0 .. counts[0] - 1`` (rank 1), or ``n_1,
+    n_2`` over all pairs of ``counts[0]`` and ``counts[1]`` values, ``n_2`` fastest
+    (rank 2, products of irreps)."""
+    if len(counts) == 1:
+        values = torch.arange(counts[0], dtype=torch.int32, device=device)
+        return Labels(["n"], values.reshape(-1, 1))
+    first = torch.arange(counts[0], dtype=torch.int32, device=device)
+    second = torch.arange(counts[1], dtype=torch.int32, device=device)
+    return Labels(
+        ["n_1", "n_2"],
+        torch.stack(
+            [first.repeat_interleave(counts[1]), second.repeat(counts[0])], dim=1
+        ),
+    )
 
 
 def spherical_tensormap(
@@ -34,7 +47,7 @@ def spherical_tensormap(
     n_systems: int,
     per_atom: bool,
     irreps: List[List[int]],
-    n_properties: int,
+    counts: List[int],
 ) -> TensorMap:
     """Split atomic ``values`` into the blocks of a spherical ``TensorMap``.
 
@@ -47,7 +60,8 @@ def spherical_tensormap(
     :param per_atom: keep atoms as samples, or sum them per system
     :param irreps: the key of every block, in order: ``[o3_lambda, o3_sigma]``, or
         ``[o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2]`` (rank 2)
-    :param n_properties: properties per block (see :func:`spherical_properties`)
+    :param counts: properties of every block per axis, ``[n]`` or ``[n_1, n_2]``
+        (``n_properties`` their product, see :func:`spherical_properties`)
     :return: keys ``["o3_lambda", "o3_sigma"]`` and components ``[o3_mu]``, values
         ``[n_samples, 2 lambda + 1, n_properties]``; for rank 2 keys ``o3_lambda_1,
         o3_lambda_2, o3_sigma_1, o3_sigma_2`` and components ``[o3_mu_1, o3_mu_2]``
@@ -57,7 +71,8 @@ def spherical_tensormap(
         values, system_index, atom_index, n_systems, per_atom
     )
     rank = len(irreps[0]) // 2
-    properties = spherical_properties(n_properties, rank, device)
+    properties = spherical_properties(counts, device)
+    n_properties = len(properties)
     if rank == 1:
         key_names = ["o3_lambda", "o3_sigma"]
         mu_names = ["o3_mu"]
@@ -108,8 +123,9 @@ def atomic_basis_tensormap(
     basis: List[List[int]],
 ) -> TensorMap:
     """Split atomic ``values`` into the blocks of a spherical target in an atomic
-    basis (keys ``o3_lambda, o3_sigma, atom_type``): each block holds the atoms of
-    its type only.
+    basis (keys ``o3_lambda, o3_sigma, atom_type``, or ``o3_lambda_1, o3_lambda_2,
+    o3_sigma_1, o3_sigma_2, atom_type`` for products of two irreps): each block
+    holds the atoms of its type only.
 
     :param values: ``[n_selected, n_values]``; an atom of a type uses the columns
         of its own blocks, see :attr:`pet_mta.targets.Target.basis_columns`
@@ -117,34 +133,40 @@ def atomic_basis_tensormap(
     :param atom_index: ``[n_selected]`` index of every selected atom in its system
     :param species: ``[n_selected]`` species index of every selected atom
     :param per_atom: keep atoms as samples, or sum them per system
-    :param basis: one ``[o3_lambda, o3_sigma, atom_type, n_properties, first
-        column, species index]`` row per block (species index -1 for a type the
-        model does not know: an empty block)
-    :return: values ``[n_samples, 2 lambda + 1, n_properties]`` per block
+    :param basis: one ``[*key, atom_type, *n, first column, species index]`` row
+        per block (``Target.basis_columns``; species index -1 for a type the model
+        does not know: an empty block)
+    :return: the blocks of :func:`spherical_tensormap`, one per row
     """
     blocks: List[TensorBlock] = []
     keys: List[List[int]] = []
+    names: List[str] = []
+    rank = (len(basis[0]) - 3) // 3
     for row in basis:
-        o3_lambda, o3_sigma, atom_type, n_properties, offset, index = row
+        key = row[: 2 * rank]
+        counts = row[2 * rank + 1 : 3 * rank + 1]
+        offset, index = row[3 * rank + 1], row[3 * rank + 2]
         atoms = torch.nonzero(species == index).reshape(-1)
-        size = (2 * o3_lambda + 1) * n_properties
-        block_values = values.index_select(0, atoms)[:, offset : offset + size]
+        # the block's columns come first: spherical_tensormap takes as many as needed
         single = spherical_tensormap(
-            block_values,
+            values.index_select(0, atoms)[:, offset:],
             system_index.index_select(0, atoms),
             atom_index.index_select(0, atoms),
             n_systems,
             per_atom,
-            [[o3_lambda, o3_sigma]],
-            n_properties,
+            [key],
+            counts,
         )
         block = single.block(0)
+        names = single.keys.names
         blocks.append(
             TensorBlock(block.values, block.samples, block.components, block.properties)
         )
-        keys.append([o3_lambda, o3_sigma, atom_type])
+        keys.append(key + [row[2 * rank]])
     labels = Labels(
-        ["o3_lambda", "o3_sigma", "atom_type"],
-        torch.tensor(keys, dtype=torch.int32, device=values.device).reshape(-1, 3),
+        names + ["atom_type"],
+        torch.tensor(keys, dtype=torch.int32, device=values.device).reshape(
+            -1, 2 * rank + 1
+        ),
     )
     return TensorMap(labels, blocks)
