@@ -3,7 +3,7 @@ or ``o3_lambda_1, o3_lambda_2, o3_sigma_1, o3_sigma_2, atom_type`` for products 
 two irreps): metatrain's layout -> :class:`pet_mta.Target`, the output blocks (per
 atom, per system, selected atoms, TorchScript), the rotations of the training
 loader, training through metatrain's trainer (float64), export, ``mtt train``, and
-ECSE's refusal."""
+ECSE's exact equivariance."""
 
 import subprocess
 import sys
@@ -23,7 +23,7 @@ from metatomic.torch import (  # noqa: E402
     System,
     load_atomistic_model,
 )
-from metatomic.torch.o3 import O3Transformations  # noqa: E402
+from metatomic.torch.o3 import O3Transformations, random_transformations  # noqa: E402
 from metatrain.utils.data import (  # noqa: E402
     DatasetInfo,
     DiskDataset,
@@ -336,13 +336,66 @@ def test_training_through_metatrain(tmp_path, product):
         torch.testing.assert_close(block.values, expected.values, rtol=0, atol=1e-12)
 
 
-def test_ecse_refuses_atomic_basis_outputs(tmp_path):
-    pet = _pet()
-    path = str(tmp_path / "model.pt")
-    pet.export().save(path)
-    for model in (pet, path):
-        with pytest.raises(ValueError, match="atomic basis .mtt::basis"):
-            Symmetrized(model, mode="whole")
+def _rotated(system: System, matrix: torch.Tensor) -> System:
+    return System(
+        types=system.types,
+        positions=system.positions @ matrix.T,
+        cell=system.cell,
+        pbc=system.pbc,
+    )
+
+
+@pytest.mark.parametrize("mode", ["whole", "local"])
+@pytest.mark.parametrize("product", [None, "cartesian"])
+def test_ecse_atomic_basis_outputs_are_equivariant(mode, product):
+    """ECSE keeps the backbone's blocks (atoms of the block's type, or systems) and
+    rotates each by the Wigner matrices of its irreps, exactly (float64)."""
+    pet = _pet(product)
+    model = Symmetrized(pet, mode=mode)
+    system = _system([6, 1, 8, 1, 6, 1], 2)
+    generator = torch.Generator().manual_seed(3)
+    rotations = random_transformations(
+        2, 2, device=torch.device("cpu"), dtype=torch.float64, generator=generator
+    ).matrices
+    for per_atom in (True, False):
+        plain = _evaluate(pet, system, per_atom)
+        reference = _evaluate(model, system, per_atom)
+        assert reference.keys == plain.keys
+        for key, block in reference.items():
+            assert block.samples == plain.block(key).samples
+            assert block.components == plain.block(key).components
+            assert block.properties == plain.block(key).properties
+        scale = max(float(b.values.detach().abs().max()) for b in reference.blocks())
+        assert scale > 1e-6
+        for matrix in rotations:
+            expected = O3Transformations(matrix[None], 2).transform_tensormap(reference)
+            rotated = _evaluate(model, _rotated(system, matrix), per_atom)
+            moved = _evaluate(pet, _rotated(system, matrix), per_atom)
+            moved_expected = O3Transformations(matrix[None], 2).transform_tensormap(
+                plain
+            )
+            backbone_error = 0.0
+            for key, block in rotated.items():
+                difference = block.values - expected.block(key).values
+                assert float(difference.detach().abs().max()) <= 1e-10 * scale
+                error = moved.block(key).values - moved_expected.block(key).values
+                backbone_error = max(backbone_error, float(error.detach().abs().max()))
+            # the backbone alone is not equivariant: the test can fail
+            assert backbone_error > 1e-6 * scale
+    # the exported (TorchScript) wrapper gives the same blocks
+    exported = model.export()
+    options = ModelEvaluationOptions(
+        length_unit="Angstrom", outputs={NAME: ModelOutput(sample_kind="atom")}
+    )
+    ready = get_system_with_neighbor_lists(system, exported.requested_neighbor_lists())
+    scripted = exported([ready], options, check_consistency=True)[NAME]
+    eager = _evaluate(model, system)
+    assert scripted.keys == eager.keys
+    for key, block in scripted.items():
+        assert block.samples == eager.block(key).samples
+        torch.testing.assert_close(
+            block.values, eager.block(key).values, rtol=0, atol=1e-12
+        )
 
 
 def test_training_loader_rotates_blocks_with_their_structures(tmp_path):

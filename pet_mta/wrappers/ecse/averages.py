@@ -27,7 +27,8 @@ class Selection:
 
     ``first_atom [n_systems]``: index of every system's first atom in the
     concatenated atoms; ``atom_row [n_total]``: row of every atom (-1 if not
-    selected); ``system``, ``atom`` ``[n_selected]``: the selected atoms.
+    selected); ``system``, ``atom``, ``types`` ``[n_selected]``: the selected
+    atoms and their atomic types.
     """
 
     def __init__(self, systems: List[System], selected_atoms: Optional[Labels]):
@@ -46,6 +47,8 @@ class Selection:
             atom = selected_atoms.column("atom").to(torch.long).to(device)
         self.system = system
         self.atom = atom
+        all_types = torch.cat([s.types for s in systems]).to(device)
+        self.types = all_types[self.first_atom[system] + atom]
         self.n_selected = int(self.system.shape[0])
         self.atom_row = torch.full((n_total,), -1, dtype=torch.long, device=device)
         self.atom_row[self.first_atom[self.system] + self.atom] = torch.arange(
@@ -58,6 +61,13 @@ class Selection:
             ["system", "atom"],
             torch.stack([self.system, self.atom], dim=1).to(torch.int32),
         )
+
+    def of_type(self, keys: Labels, block: int) -> torch.Tensor:
+        """``[n_selected]`` mask of the atoms a per-atom ``block`` holds: all, or
+        those of its ``atom_type`` key (an output in an atomic basis)."""
+        if "atom_type" not in keys.names:
+            return torch.ones_like(self.types, dtype=torch.bool)
+        return self.types == keys.column("atom_type")[block].to(self.types.dtype)
 
 
 class Averages:
@@ -156,7 +166,12 @@ class Averages:
                     values = mean
                     components = block.components
                 if per_atom:
-                    samples = selection.labels()
+                    # atomic basis: only the atoms of the block's type
+                    keep = selection.of_type(template.keys, b)
+                    values = values[keep]
+                    samples = Labels(
+                        ["system", "atom"], selection.labels().values[keep]
+                    )
                 else:
                     if per_atom_rows:
                         size: List[int] = [selection.n_systems]

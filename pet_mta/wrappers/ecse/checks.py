@@ -61,17 +61,8 @@ def check_backbone(backbone: Backbone, mode: str) -> None:
     centre's *per-atom* output, so it needs: a finite ``interaction_range``, no
     neighbour list reaching beyond it, every output computable per atom (a
     per-system output would count the whole cluster for every atom), and no custom
-    inputs (the clusters carry none). In every mode, a pet_mta backbone must have
-    no spherical target in an atomic basis (its blocks hold the atoms of one type;
-    the averages would give every atom every block).
+    inputs (the clusters carry none).
     """
-    kinds = dict(getattr(backbone.module, "target_kinds", {}))
-    basis = [name for name, kind in kinds.items() if kind == "atomic_basis"]
-    if len(basis) > 0:
-        raise ValueError(
-            f"ECSE does not symmetrize spherical outputs in an atomic basis "
-            f"({', '.join(basis)}); use the model without the wrapper"
-        )
     if mode != "local":
         return
     interaction_range = backbone.interaction_range
