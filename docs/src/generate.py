@@ -36,6 +36,21 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
         "ECSE in molecular dynamics: energy conservation and pruning",
         "bench/ecse_nve.py",
     ),
+    (
+        "ecse_scaling",
+        "ECSE with its defaults: cost and memory against system size",
+        "bench/ecse_scaling.py",
+    ),
+    (
+        "spherical",
+        "Spherical targets: a polarizability, plain and symmetrized",
+        "bench/spherical.py",
+    ),
+    (
+        "direct_forces",
+        "Direct (non-conservative) forces against conservative ones",
+        "bench/direct_forces.py",
+    ),
 ]
 
 
