@@ -1,6 +1,9 @@
 """Small EMT datasets and tiny hypers shared by the ``test_metatrain_*`` files."""
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -63,6 +66,32 @@ def emt_frames(
             )
         frames.append(atoms)
     return frames
+
+
+def run_mtt(workdir: Path, *args: str) -> str:
+    """Run ``mtt ARGS`` (the one next to this Python) in ``workdir`` with one
+    thread; assert it succeeded and return its output."""
+    mtt = Path(sys.executable).with_name("mtt")
+    result = subprocess.run(
+        [str(mtt), *args],
+        cwd=workdir,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log
+
+
+def mtt_train(options: Dict[str, Any], workdir: Path) -> str:
+    """Write ``options`` to ``workdir/options.yaml`` and ``mtt train`` them into
+    ``model.pt``; returns the training output."""
+    import yaml
+
+    (workdir / "options.yaml").write_text(yaml.safe_dump(options))
+    return run_mtt(workdir, "train", "options.yaml", "-o", "model.pt")
 
 
 def write_frames(path: Path, frames) -> str:

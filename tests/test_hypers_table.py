@@ -3,8 +3,6 @@
 the table accepts passes ``mtt train``'s own option checking."""
 
 import ast
-import os
-import subprocess
 import typing
 from pathlib import Path
 
@@ -15,7 +13,6 @@ require("metatrain.utils.architectures", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from metatrain.utils.architectures import (  # noqa: E402
     check_architecture_options,
     get_default_hypers,
@@ -23,14 +20,19 @@ from metatrain.utils.architectures import (  # noqa: E402
 )
 from metatrain.utils.hypers import init_with_defaults  # noqa: E402
 from metatrain.utils.pydantic import get_train_json_schema  # noqa: E402
-from metatrain_helpers import TINY_MODEL, emt_frames, write_frames  # noqa: E402
+from metatrain_helpers import (  # noqa: E402
+    TINY_MODEL,
+    emt_frames,
+    mtt_train,
+    run_mtt,
+    write_frames,
+)
 from omegaconf import OmegaConf  # noqa: E402
 
 import pet_mta  # noqa: E402
 from pet_mta.hypers import DEFAULT_MODEL_HYPERS, MODEL_HYPERS, resolve_hypers  # noqa: E402
 from pet_mta.metatrain.documentation import METATRAIN_FORMS, ModelHypers  # noqa: E402
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 STRING_CHOICES = [h for h in MODEL_HYPERS if h.type is str and h.choices]
 
 
@@ -155,18 +157,10 @@ def test_mtt_train_and_export_with_edge_embedding(tmp_path):
         "validation_set": 0.34,
         "test_set": 0.0,
     }
-    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
-    logs = []
-    for command in (
-        ["mtt", "train", "options.yaml", "-o", "model.pt"],
-        ["mtt", "export", "model.ckpt", "-o", "exported.pt"],
-    ):
-        result = subprocess.run(
-            command, cwd=tmp_path, env=ENV, capture_output=True, text=True
-        )
-        log = result.stdout + result.stderr
-        assert result.returncode == 0, log[-3000:]
-        logs.append(log)
+    logs = [
+        mtt_train(options, tmp_path),
+        run_mtt(tmp_path, "export", "model.ckpt", "-o", "exported.pt"),
+    ]
     for log in logs:
         assert "quantity is deprecated" not in log
         assert "ModelOutput(quantity" not in log

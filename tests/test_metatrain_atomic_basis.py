@@ -5,17 +5,12 @@ atom, per system, selected atoms, TorchScript), the rotations of the training
 loader, training through metatrain's trainer (float64), export, ``mtt train``, and
 ECSE's exact equivariance."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from optional_imports import require
 
 require("metatrain.utils.architectures", "train")
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
 from metatomic.torch import (  # noqa: E402
     ModelEvaluationOptions,
@@ -35,6 +30,7 @@ from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noq
 from metatrain_helpers import (  # noqa: E402
     TINY_MODEL,
     model_hypers,
+    mtt_train,
     train_model,
     trainer_hypers,
 )
@@ -469,16 +465,7 @@ def test_mtt_train_command(tmp_path):
         "validation_set": section,
         "test_set": 0.0,
     }
-    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
-    mtt = Path(sys.executable).with_name("mtt")
-    result = subprocess.run(
-        [str(mtt), "train", "options.yaml", "-o", "model.pt"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    mtt_train(options, tmp_path)
     model = load_atomistic_model(str(tmp_path / "model.pt"))
     system = _system([8, 1, 6, 1], 3).to(torch.float32)
     system = get_system_with_neighbor_lists(system, model.requested_neighbor_lists())

@@ -1,10 +1,6 @@
 """Spherical targets through metatrain: the rotational augmentation of the training
 loader, training (baseline of the invariant block, scale), export and restart."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from optional_imports import require
 
@@ -13,7 +9,6 @@ require("metatrain.utils.architectures", "train")
 import metatensor.torch as mts  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from metatensor.torch import Labels, TensorBlock, TensorMap  # noqa: E402
 from metatomic.torch import (  # noqa: E402
     ModelEvaluationOptions,
@@ -30,6 +25,7 @@ from metatrain_helpers import (  # noqa: E402
     emt_frames,
     load_dataset,
     model_hypers,
+    mtt_train,
     train_model,
     trainer_hypers,
     write_frames,
@@ -321,16 +317,7 @@ def test_mtt_train_command(tmp_path):
         "validation_set": section,
         "test_set": 0.0,
     }
-    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
-    mtt = Path(sys.executable).with_name("mtt")
-    result = subprocess.run(
-        [str(mtt), "train", "options.yaml", "-o", "model.pt"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    mtt_train(options, tmp_path)
     model = load_atomistic_model(str(tmp_path / "model.pt"))
     systems = systems_from_ase(frames[:3], model)
     options = ModelEvaluationOptions(
