@@ -13,10 +13,15 @@ from pet_mta.cli import main
 from pet_mta.wrappers import load_model
 
 
-@pytest.mark.parametrize("mode", ["whole", "local"])
-def test_export_load_ase(tmp_path, mode):
+@pytest.mark.parametrize(
+    "mode, auxiliary",
+    [("whole", "rotation-average"), ("local", "rotation-average"), ("local", None)],
+)
+def test_export_load_ase(tmp_path, mode, auxiliary):
+    """Exported (TorchScript) wrappers give the Python module's numbers, with and
+    without an auxiliary model."""
     pet = tiny_pet(num_gnn_layers=1)
-    model = Symmetrized(pet, mode=mode)
+    model = Symmetrized(pet, mode=mode, auxiliary=auxiliary)
     atoms = molecule() if mode == "whole" else triclinic_alloy()
     expected = evaluate(model, atoms)
     path = str(tmp_path / "ecse.pt")

@@ -111,8 +111,11 @@ def test_exported_members_are_stacked(tmp_path):
     atoms = [molecule()]
     request = {"energy": ModelOutput(sample_kind="system")}
     systems = systems_from_ase(atoms, ensemble, dtype=torch.float64)
-    reference = Ensemble(paths, stack=False)(systems, request)
     result = torch.jit.load(str(path)).module(systems, request, None)
+    # the one-by-one ensemble (no stacked model) exports too, and agrees
+    one_by_one = tmp_path / "one-by-one.pt"
+    Ensemble(paths, stack=False).export().save(str(one_by_one))
+    reference = torch.jit.load(str(one_by_one)).module(systems, request, None)
     np.testing.assert_allclose(
         result["energy"].block().values.detach(),
         reference["energy"].block().values.detach(),

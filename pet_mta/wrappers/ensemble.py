@@ -71,19 +71,6 @@ def averageable(name: str) -> bool:
     return not (base.endswith("_ensemble") or base.endswith("_uncertainty"))
 
 
-class NotStacked(torch.nn.Module):
-    """Placeholder for ensembles whose members are evaluated one by one."""
-
-    def predict_members(
-        self,
-        systems: List[System],
-        outputs: Dict[str, ModelOutput],
-        selected_atoms: Optional[Labels] = None,
-    ) -> List[Dict[str, TensorMap]]:
-        result: List[Dict[str, TensorMap]] = []
-        return result
-
-
 class EnsembleModule(torch.nn.Module):
     """The TorchScript-able ensemble (see :class:`pet_mta.Ensemble`).
 
@@ -117,12 +104,8 @@ class EnsembleModule(torch.nn.Module):
             raise ValueError("an ensemble needs at least two members")
         self.n_members = len(members)
         self.is_stacked = stacked is not None
-        if stacked is None:
-            self.members = torch.nn.ModuleList(members)
-            self.stacked = NotStacked()
-        else:
-            self.members = torch.nn.ModuleList([])
-            self.stacked = stacked
+        self.members = torch.nn.ModuleList(members if stacked is None else [])
+        self.stacked = stacked
         self.averaged = averaged
         self.factors = factors
         self.derived: Dict[str, str] = {}
@@ -167,7 +150,7 @@ class EnsembleModule(torch.nn.Module):
             empty: List[TensorMap] = []
             predictions[source] = empty
         member_results: List[Dict[str, TensorMap]] = []
-        if self.is_stacked:
+        if self.stacked is not None:
             member_results = self.stacked.predict_members(
                 systems, requests, selected_atoms
             )

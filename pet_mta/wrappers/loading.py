@@ -18,14 +18,12 @@ import os
 from typing import Dict, List, Optional, Union
 
 import torch
-from metatensor.torch import Labels, TensorMap
 from metatomic.torch import (
     AtomisticModel,
     ModelCapabilities,
     ModelMetadata,
     ModelOutput,
     NeighborListOptions,
-    System,
     load_atomistic_model,
 )
 
@@ -106,15 +104,6 @@ class Backbone:
     def largest_cutoff(self) -> float:
         """The largest cutoff of the requested neighbour lists (0 if none)."""
         return max([float(o.cutoff) for o in self.neighbor_lists], default=0.0)
-
-    def __call__(
-        self,
-        systems: List[System],
-        outputs: Dict[str, ModelOutput],
-        selected_atoms: Optional[Labels] = None,
-    ) -> Dict[str, TensorMap]:
-        """Evaluate the bare module (model units, no checks or conversion)."""
-        return self.module(systems, outputs, selected_atoms)
 
 
 def load_model(

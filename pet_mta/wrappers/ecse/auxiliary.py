@@ -3,29 +3,18 @@
 from typing import Dict, List, Optional
 
 import torch
-from metatensor.torch import Labels, TensorMap
+from metatensor.torch import Labels
 from metatomic.torch import ModelOutput, System
 
 from .averages import Averages, Selection
 
 
-class NoAuxiliary(torch.nn.Module):
-    """Placeholder auxiliary model: degenerate environments fade to zero."""
-
-    def forward(
-        self,
-        systems: List[System],
-        outputs: Dict[str, ModelOutput],
-        selected_atoms: Optional[Labels] = None,
-    ) -> Dict[str, TensorMap]:
-        result: Dict[str, TensorMap] = {}
-        return result
-
-
 class AuxiliaryBlend(torch.nn.Module):
     """Adds the auxiliary predictions, a part of
     :class:`~pet_mta.wrappers.ecse.model.SymmetrizedModule` (which sets
-    ``auxiliary`` and ``auxiliary_outputs``)."""
+    ``auxiliary``, a ``ModelInterface`` module or ``None``, and
+    ``auxiliary_outputs``). Without an auxiliary model, degenerate environments
+    fade to zero."""
 
     auxiliary_outputs: List[str]
 
@@ -53,7 +42,7 @@ class AuxiliaryBlend(torch.nn.Module):
         for name, kind in kinds.items():
             if name in self.auxiliary_outputs:
                 wanted[name] = ModelOutput(sample_kind=kind)
-        if len(wanted) > 0 and bool(torch.any(aux > 0)):
+        if self.auxiliary is not None and len(wanted) > 0 and bool(torch.any(aux > 0)):
             if per_atom_rows and selected_atoms is not None:
                 # only the atoms that need it (it can be costly)
                 selected_atoms = Labels(

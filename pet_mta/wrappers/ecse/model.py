@@ -41,7 +41,7 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
     :param backbone: bare ``ModelInterface`` module
     :param backbone_lists: the neighbour lists the backbone reads
     :param auxiliary: exactly invariant ``ModelInterface`` module for degenerate
-        environments, or :class:`~pet_mta.wrappers.ecse.auxiliary.NoAuxiliary`
+        environments, or ``None`` (they fade to zero)
     :param auxiliary_outputs: the (scalar) outputs taken from ``auxiliary``
     :param mode: ``"whole"``, ``"local"`` or ``"auto"`` (per call: whole mode if
         every system is non-periodic with at most ``whole_max_atoms`` atoms,
@@ -73,7 +73,7 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         self,
         backbone: torch.nn.Module,
         backbone_lists: List[NeighborListOptions],
-        auxiliary: torch.nn.Module,
+        auxiliary: Optional[torch.nn.Module],
         auxiliary_outputs: List[str],
         mode: str,
         inversion: bool,

@@ -23,7 +23,6 @@ from ..loading import (
     merge_neighbor_lists,
     wrapped_metadata,
 )
-from .auxiliary import NoAuxiliary
 from .averages import VARIANCE_PREFIX
 from .checks import MODES, auxiliary_outputs, check_backbone
 from .checks import frame_hypers as checked_hypers
@@ -189,7 +188,7 @@ class Symmetrized(SymmetrizedModule):
         aux_lists: List[NeighborListOptions] = []
         aux_inputs: Dict[str, ModelOutput] = {}
         if auxiliary is None:
-            aux_module: torch.nn.Module = NoAuxiliary()
+            aux_module: Optional[torch.nn.Module] = None
             aux_outputs: List[str] = []
             aux_range = 0.0
         elif isinstance(auxiliary, str) and auxiliary == ROTATION_AVERAGE:
