@@ -37,14 +37,7 @@ from metatomic.torch import (
 from ..checks import flag, per_atom
 from ..model import PET
 from ..stacked import stack_members
-from .loading import (
-    Backbone,
-    ModelLike,
-    load_model,
-    merge_inputs,
-    merge_neighbor_lists,
-    wrapped_metadata,
-)
+from .loading import Backbone, ModelLike, WrapperModule, load_model, wrapped_metadata
 
 ENSEMBLE_REFERENCE = (
     "Lakshminarayanan, B., Pritzel, A. & Blundell, C. Simple and scalable "
@@ -71,40 +64,38 @@ def averageable(name: str) -> bool:
     return not (base.endswith("_ensemble") or base.endswith("_uncertainty"))
 
 
-class EnsembleModule(torch.nn.Module):
+class EnsembleModule(WrapperModule):
     """The TorchScript-able ensemble (see :class:`pet_mta.Ensemble`).
 
-    :param members: bare ``ModelInterface`` modules (same length unit and dtype)
+    :param members: the loaded members (same length unit and dtype); the engine
+        computes their neighbour lists and inputs (see
+        :class:`~pet_mta.wrappers.loading.WrapperModule`)
     :param averaged: outputs predicted as the member mean
     :param factors: ``factors[i][name]`` converts member ``i``'s ``name`` to the
         ensemble's unit
-    :param neighbor_lists: every neighbour list the members read (members loaded
-        from files no longer declare them themselves)
-    :param inputs: every custom input the members read
     :param stacked: the members as one ``PET(n_members=M)`` (see
         :func:`~pet_mta.stacked.stack_members`; then only it is kept), or ``None``
         to evaluate them one after another
     """
 
     derived: Dict[str, str]
-    inputs: Dict[str, ModelOutput]
-    neighbor_lists: List[NeighborListOptions]
+    engine_lists: List[NeighborListOptions]
+    engine_inputs: Dict[str, ModelOutput]
 
     def __init__(
         self,
-        members: List[torch.nn.Module],
+        members: List[Backbone],
         averaged: List[str],
         factors: List[Dict[str, float]],
-        neighbor_lists: List[NeighborListOptions],
-        inputs: Dict[str, ModelOutput],
         stacked: Optional[PET] = None,
     ):
-        super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
+        super().__init__(members)
         self.n_members = len(members)
         self.is_stacked = stacked is not None
-        self.members = torch.nn.ModuleList(members if stacked is None else [])
+        modules = [member.module for member in members]
+        self.members = torch.nn.ModuleList(modules if stacked is None else [])
         self.stacked = stacked
         self.averaged = averaged
         self.factors = factors
@@ -113,18 +104,6 @@ class EnsembleModule(torch.nn.Module):
             if is_energy(name):
                 self.derived[derived_name(name, "ensemble")] = name
                 self.derived[derived_name(name, "uncertainty")] = name
-        self.neighbor_lists = neighbor_lists
-        self.inputs = inputs
-
-    @torch.jit.export
-    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
-        """The neighbour lists of all members."""
-        return self.neighbor_lists
-
-    @torch.jit.export
-    def requested_inputs(self) -> Dict[str, ModelOutput]:
-        """The custom inputs of all members."""
-        return self.inputs
 
     def forward(
         self,
@@ -358,11 +337,8 @@ class Ensemble(EnsembleModule):
                         f"'{wanted}': {error}"
                     ) from error
             factors.append(factor)
-        neighbor_lists = merge_neighbor_lists(*[m.neighbor_lists for m in loaded])
-        inputs = merge_inputs(*[m.inputs for m in loaded])
-        modules = [m.module for m in loaded]
-        stacked = stack_members(modules) if stack else None
-        super().__init__(modules, averaged, factors, neighbor_lists, inputs, stacked)
+        stacked = stack_members([m.module for m in loaded]) if stack else None
+        super().__init__(loaded, averaged, factors, stacked)
         self.info = _Info(loaded)
 
     @torch.jit.unused

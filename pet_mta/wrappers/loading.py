@@ -12,6 +12,8 @@ Wrappers (ECSE symmetrization, ensembles, ...) accept
 ``ModelInterface`` module to call from a wrapper's ``forward`` (uniform signature
 ``module(systems, outputs, selected_atoms)``, model units, no unit conversion), plus
 its capabilities, metadata, requested neighbour lists and inputs, and dtype.
+:class:`WrapperModule`, the base of the wrapper modules, hands the neighbour lists
+and inputs of the wrapped models to the engine.
 """
 
 import os
@@ -27,8 +29,7 @@ from metatomic.torch import (
     load_atomistic_model,
 )
 
-# merge_neighbor_lists: the wrappers import it from here
-from ..neighbors import merge_neighbor_lists, requested_neighbor_lists  # noqa: F401
+from ..neighbors import merge_neighbor_lists, requested_neighbor_lists
 
 ModelLike = Union[str, "os.PathLike[str]", AtomisticModel, torch.nn.Module]
 
@@ -104,6 +105,45 @@ class Backbone:
     def largest_cutoff(self) -> float:
         """The largest cutoff of the requested neighbour lists (0 if none)."""
         return max([float(o.cutoff) for o in self.neighbor_lists], default=0.0)
+
+
+class WrapperModule(torch.nn.Module):
+    """Base of the TorchScript-able wrapper modules (ECSE, ensemble).
+
+    The engine computes the neighbour lists and custom inputs of every model the
+    wrapper evaluates on the engine's systems (metatomic does not find those of a
+    model loaded from a file inside its module), besides the wrapper's own lists
+    (:meth:`own_neighbor_lists`). A subclass re-declares the class annotations
+    ``engine_lists`` and ``engine_inputs`` (TorchScript reads the annotations of
+    one class only).
+
+    :param engine_models: the wrapped models evaluated on the engine's systems
+    """
+
+    engine_lists: List[NeighborListOptions]
+    engine_inputs: Dict[str, ModelOutput]
+
+    def __init__(self, engine_models: List["Backbone"]):
+        super().__init__()
+        self.engine_lists = merge_neighbor_lists(
+            *[model.neighbor_lists for model in engine_models]
+        )
+        self.engine_inputs = merge_inputs(*[model.inputs for model in engine_models])
+
+    def own_neighbor_lists(self) -> List[NeighborListOptions]:
+        """The lists the wrapper itself reads (none here)."""
+        lists: List[NeighborListOptions] = []
+        return lists
+
+    @torch.jit.export
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        """The wrapper's own lists, then those of the wrapped models."""
+        return self.own_neighbor_lists() + self.engine_lists
+
+    @torch.jit.export
+    def requested_inputs(self) -> Dict[str, ModelOutput]:
+        """The custom inputs of the wrapped models."""
+        return self.engine_inputs
 
 
 def load_model(

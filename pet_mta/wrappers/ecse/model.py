@@ -27,6 +27,7 @@ import torch
 from metatensor.torch import Labels, TensorMap
 from metatomic.torch import ModelOutput, NeighborListOptions, System
 
+from ..loading import Backbone, WrapperModule
 from .auxiliary import AuxiliaryBlend
 from .averages import Averages, Selection, source_name
 from .frames import FrameHypers
@@ -35,7 +36,7 @@ from .spherical import WignerMatrices
 from .whole import WholeMode
 
 
-class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
+class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend, WrapperModule):
     """The TorchScript-able ECSE module (see :class:`pet_mta.Symmetrized`).
 
     :param backbone: bare ``ModelInterface`` module
@@ -57,11 +58,10 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         ``"never"`` (second derivatives available)
     :param whole_max_atoms: largest non-periodic system the ``"auto"`` mode
         symmetrizes in whole mode
-    :param engine_lists: the neighbour lists the engine must compute for the
-        wrapped models (the backbone in whole mode, the auxiliary model), besides
-        the wrapper's own: metatomic does not find those of a model loaded from a
-        file in its module
-    :param engine_inputs: the custom inputs the wrapped models read
+    :param engine_models: the wrapped models evaluated on the engine's systems
+        (the backbone in whole mode, the auxiliary model): the engine computes
+        their neighbour lists and inputs (see
+        :class:`~pet_mta.wrappers.loading.WrapperModule`)
     """
 
     auxiliary_outputs: List[str]
@@ -82,10 +82,9 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
         batch_size: int,
         low_memory: str = "never",
         whole_max_atoms: int = 0,
-        engine_lists: Optional[List[NeighborListOptions]] = None,
-        engine_inputs: Optional[Dict[str, ModelOutput]] = None,
+        engine_models: Optional[List[Backbone]] = None,
     ):
-        super().__init__()
+        super().__init__(engine_models if engine_models is not None else [])
         self.low_memory = low_memory
         self.whole_max_atoms = int(whole_max_atoms)
         self.backbone = backbone
@@ -107,20 +106,14 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend):
             strict=True,
             requestor="ecse local mode",
         )
-        self.engine_lists = list(engine_lists) if engine_lists is not None else []
-        self.engine_inputs = dict(engine_inputs) if engine_inputs is not None else {}
 
-    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
-        """Frame environments (``outer_cutoff``), receptive fields (local mode),
-        and the lists of the wrapped models (``engine_lists``)."""
+    def own_neighbor_lists(self) -> List[NeighborListOptions]:
+        """Frame environments (``outer_cutoff``) and receptive fields (local
+        mode)."""
         own = [self.frame_list]
         if self.mode != "whole":
             own.append(self.cut_out_list)
-        return own + self.engine_lists
-
-    def requested_inputs(self) -> Dict[str, ModelOutput]:
-        """The custom inputs of the wrapped models."""
-        return self.engine_inputs
+        return own
 
     def forward(
         self,

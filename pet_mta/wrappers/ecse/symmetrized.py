@@ -11,18 +11,10 @@ from metatomic.torch import (
     ModelCapabilities,
     ModelMetadata,
     ModelOutput,
-    NeighborListOptions,
 )
 
 from ...checks import flag, non_negative_int, positive_int
-from ..loading import (
-    Backbone,
-    ModelLike,
-    load_model,
-    merge_inputs,
-    merge_neighbor_lists,
-    wrapped_metadata,
-)
+from ..loading import Backbone, ModelLike, load_model, wrapped_metadata
 from .averages import VARIANCE_PREFIX
 from .checks import MODES, auxiliary_outputs, check_backbone
 from .checks import frame_hypers as checked_hypers
@@ -184,9 +176,10 @@ class Symmetrized(SymmetrizedModule):
             outer_cutoff = min(loaded.largest_cutoff or 10.0, 10.0)
         hypers = checked_hypers(outer_cutoff, options)
 
+        # the wrapped models evaluated on the engine's systems: the engine computes
+        # their lists and inputs (see WrapperModule)
+        engine_models: List[Backbone] = [] if mode == "local" else [loaded]
         aux_loaded = None
-        aux_lists: List[NeighborListOptions] = []
-        aux_inputs: Dict[str, ModelOutput] = {}
         if auxiliary is None:
             aux_module: Optional[torch.nn.Module] = None
             aux_outputs: List[str] = []
@@ -202,8 +195,7 @@ class Symmetrized(SymmetrizedModule):
             ]
             aux_range = loaded.interaction_range
             # the backbone itself, on whole rotated structures
-            aux_lists = loaded.neighbor_lists
-            aux_inputs = loaded.inputs
+            engine_models.append(loaded)
         else:
             aux_loaded = load_model(auxiliary, name="auxiliary")
             aux_module = aux_loaded.module
@@ -211,16 +203,8 @@ class Symmetrized(SymmetrizedModule):
                 aux_loaded, loaded, "whole" if mode == "whole" else "local"
             )
             aux_range = aux_loaded.interaction_range
-            aux_lists = aux_loaded.neighbor_lists
-            aux_inputs = aux_loaded.inputs
+            engine_models.append(aux_loaded)
 
-        # the engine computes every list and input the wrapped models read: those
-        # of a model loaded from a file are not found by metatomic in its module
-        backbone_lists: List[NeighborListOptions] = []
-        backbone_inputs: Dict[str, ModelOutput] = {}
-        if mode != "local":
-            backbone_lists = loaded.neighbor_lists
-            backbone_inputs = loaded.inputs
         super().__init__(
             backbone=loaded.module,
             backbone_lists=loaded.neighbor_lists,
@@ -233,8 +217,7 @@ class Symmetrized(SymmetrizedModule):
             batch_size=batch_size,
             low_memory=policy,
             whole_max_atoms=whole_max_atoms,
-            engine_lists=merge_neighbor_lists(backbone_lists, aux_lists),
-            engine_inputs=merge_inputs(backbone_inputs, aux_inputs),
+            engine_models=engine_models,
         )
         self.info = _Info(loaded, aux_loaded, mode, hypers, aux_range)
         for name, output in loaded.outputs.items():
