@@ -387,10 +387,8 @@ class PET(torch.nn.Module):
         """
         trimmed = len(subsets) > 0
         layer_graph = graph
-        layer_bias = key_bias
         if trimmed:
             layer_graph = subsets[0].graph
-            layer_bias = subsets[0].key_bias
             chunks = subsets[0].chunks
         else:
             chunks = split_atoms(graph, key_bias, budget)
@@ -413,7 +411,6 @@ class PET(torch.nn.Module):
                 if trimmed:
                     previous, subset = subsets[k - 1], subsets[k]
                     layer_graph = subset.graph
-                    layer_bias = subset.key_bias
                     chunks = subset.chunks
                     reverse = layer_graph.reverse
                     central = central.index_select(-2, previous.atom_rows(subset.atoms))
@@ -437,9 +434,7 @@ class PET(torch.nn.Module):
                     messages
                     + self.layer_species(neighbor_species + (k - 1) * self.n_species)
                 )
-            central, edge_out = layer.by_chunks(
-                chunks, central, layer_graph, projected, layer_bias
-            )
+            central, edge_out = layer.by_chunks(chunks, central, layer_graph, projected)
             if self.residual_readout or k == n_layers - 1:
                 if trimmed:
                     last, subset = subsets[-1], subsets[k]

@@ -183,7 +183,7 @@ def _count_sequences(model, frames, selection):
         original = layer.forward
 
         def counting(*args, _k=k, _original=original, **kwargs):
-            counts[_k] += args[-1].shape[0]  # key_bias: [sequences, T]
+            counts[_k] += args[-1].key_bias.shape[0]  # chunk: [sequences, T]
             return _original(*args, **kwargs)
 
         layer.forward = counting

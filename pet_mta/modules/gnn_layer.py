@@ -51,12 +51,11 @@ class GNNLayer(torch.nn.Module):
         vectors: torch.Tensor,
         distances: torch.Tensor,
         projected: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
+        chunk: AtomChunk,
     ) -> torch.Tensor:
         """
-        :param central: ``[(M,) n, d_pet]`` central tokens of ``n`` atoms
+        :param central: ``[(M,) n, d_pet]`` central tokens of the ``n`` atoms of
+            ``chunk`` (their sequences, see :class:`.chunks.AtomChunk`)
         :param species: ``[n]`` species index of the atoms
         :param vectors: ``[e, 3]`` and ``distances``: ``[e]``, geometry of their edges
         :param projected: ``[(M,) e, d_pet]`` incoming messages after
@@ -71,7 +70,7 @@ class GNNLayer(torch.nn.Module):
             dim=-2,
         )
         for block in self.blocks:
-            tokens = block(tokens, token_atom, token_slot, key_bias)
+            tokens = block(tokens, chunk)
         return tokens
 
     def by_chunks(
@@ -80,7 +79,6 @@ class GNNLayer(torch.nn.Module):
         central: torch.Tensor,
         graph: EdgeGraph,
         projected: torch.Tensor,
-        key_bias: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """This layer over all atoms, chunk by chunk (see :mod:`.chunks`); same result
         as one call on all atoms.
@@ -94,9 +92,7 @@ class GNNLayer(torch.nn.Module):
                 graph.vectors,
                 graph.distances,
                 projected,
-                graph.token_atom,
-                graph.token_slot,
-                key_bias,
+                chunks[0],
             )
             n_atoms = graph.species.shape[0]
             return tokens.narrow(-2, 0, n_atoms), tokens.narrow(
@@ -113,9 +109,7 @@ class GNNLayer(torch.nn.Module):
                 graph.vectors.narrow(0, e0, e),
                 graph.distances.narrow(0, e0, e),
                 projected.narrow(-2, e0, e),
-                chunk.token_atom,
-                chunk.token_slot,
-                chunk.key_bias,
+                chunk,
             )
             central_parts.append(tokens.narrow(-2, 0, n))
             edge_parts.append(tokens.narrow(-2, n, e))

@@ -36,14 +36,14 @@ class AtomSubset:
         atoms: torch.Tensor,
         edges: torch.Tensor,
         graph: EdgeGraph,
-        key_bias: torch.Tensor,
         chunks: List[AtomChunk],
     ):
         self.atoms = atoms  # [n] index of every subset atom in the full graph
         self.edges = edges  # [e] index of every subset edge in the full graph
         self.graph = graph  # the subset as a graph (see the class docstring)
-        self.key_bias = key_bias  # [n, T'] log cutoff weights, T' = longest + 1
-        self.chunks = chunks  # the subset split as in :func:`split_atoms`
+        # the subset split as in :func:`split_atoms`, with the log cutoff weights
+        # of its sequences (T' = longest + 1 slots)
+        self.chunks = chunks
 
     def atom_rows(self, atoms: torch.Tensor) -> torch.Tensor:
         """Rows in this subset of ``atoms`` (full-graph indices of subset atoms)."""
@@ -112,9 +112,7 @@ def make_subset(
         ),
     )
     sub_bias = key_bias.index_select(0, atoms)[:, :max_tokens]
-    return AtomSubset(
-        atoms, edges, subgraph, sub_bias, split_atoms(subgraph, sub_bias, budget)
-    )
+    return AtomSubset(atoms, edges, subgraph, split_atoms(subgraph, sub_bias, budget))
 
 
 def trimmed_subsets(

@@ -10,6 +10,7 @@ from typing import List
 
 import torch
 
+from .chunks import AtomChunk
 from .graph import EdgeGraph
 from .members import Linear, Norm, linear
 
@@ -78,21 +79,19 @@ class CutoffAttention(torch.nn.Module):
         self.out = Linear(width, width, n_members=n_members)
         self.width = width
 
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
-    ) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, chunk: AtomChunk) -> torch.Tensor:
         """
-        :param tokens: packed tokens ``[(M,) N + E, d]``
-        :param token_atom: ``[N + E]`` atom (sequence) of every token
-        :param token_slot: ``[N + E]`` position of every token in its sequence
-        :param key_bias: ``[N, T]`` log of the cutoff weight of every slot (``-inf``
-            for padding), see :func:`log_key_weights`
+        :param tokens: packed tokens ``[(M,) n + e, d]`` of the ``n`` atoms and ``e``
+            edges of ``chunk``
+        :param chunk: where every token sits (``token_atom``: its sequence,
+            ``token_slot``: its position there) and the ``[n, T]`` log cutoff
+            weight of every slot (``key_bias``, ``-inf`` for padding, see
+            :func:`log_key_weights`)
         :return: updated packed tokens, same shape as ``tokens``
         """
+        token_atom = chunk.token_atom
+        token_slot = chunk.token_slot
+        key_bias = chunk.key_bias
         n_tokens = token_atom.shape[0]
         n_atoms = key_bias.shape[0]
         max_tokens = key_bias.shape[1]
@@ -213,20 +212,10 @@ class TransformerBlock(torch.nn.Module):
         self.norm_attention = Norm(normalization, width, n_members)
         self.norm_feedforward = Norm(normalization, width, n_members)
 
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        token_atom: torch.Tensor,
-        token_slot: torch.Tensor,
-        key_bias: torch.Tensor,
-    ) -> torch.Tensor:
-        """Packed tokens in and out; see :class:`CutoffAttention`."""
+    def forward(self, tokens: torch.Tensor, chunk: AtomChunk) -> torch.Tensor:
+        """Packed tokens of ``chunk`` in and out; see :class:`CutoffAttention`."""
         if self.pre_norm:
-            tokens = tokens + self.attention(
-                self.norm_attention(tokens), token_atom, token_slot, key_bias
-            )
+            tokens = tokens + self.attention(self.norm_attention(tokens), chunk)
             return tokens + self.feedforward(self.norm_feedforward(tokens))
-        tokens = self.norm_attention(
-            tokens + self.attention(tokens, token_atom, token_slot, key_bias)
-        )
+        tokens = self.norm_attention(tokens + self.attention(tokens, chunk))
         return self.norm_feedforward(tokens + self.feedforward(tokens))
