@@ -5,13 +5,20 @@ in N)."""
 from typing import Dict, List, Tuple
 
 import torch
-from metatensor.torch import Labels
+from metatensor.torch import Labels, TensorMap
 from metatomic.torch import ModelOutput, NeighborListOptions, System
 
 from .averages import Averages, Selection
 from .frames import FrameHypers, frames_per_group
 from .low_memory import release_graph, release_graphs
-from .systems import Cluster, cut_out, rotate_back, rotated_cluster
+from .systems import (
+    Cluster,
+    by_copy,
+    cut_out,
+    message_passing_reach,
+    rotate_back,
+    rotated_copies,
+)
 
 
 def receptive_fields(
@@ -20,11 +27,14 @@ def receptive_fields(
     rows: List[int],
     selection: Selection,
     backbone_lists: List[NeighborListOptions],
+    reach: float,
 ) -> Dict[int, Cluster]:
     """Cut-out clusters of the selected atoms ``rows`` (rows of ``selection``).
 
     :param options: the neighbour list reaching the backbone's interaction range
     :param backbone_lists: the lists the clusters must carry for the backbone
+    :param reach: pairs with both atoms this far from the centre or farther are
+        left out (:func:`.message_passing_reach`)
     """
     types = torch.cat([s.types for s in systems])
     centers_list: List[torch.Tensor] = []
@@ -55,11 +65,11 @@ def receptive_fields(
         end = begin + int(counts[row])
         center = selection.first_atom[selection.system[row]] + selection.atom[row]
         clusters[row] = cut_out(
-            types,
             types[center],
             types[neighbors[begin:end]],
             vectors[begin:end],
             backbone_lists,
+            reach,
         )
     return clusters
 
@@ -121,6 +131,7 @@ class LocalMode(torch.nn.Module):
             rows_with_frames,
             selection,
             self.backbone_lists,
+            message_passing_reach(self.backbone_lists, self.cut_out_list.cutoff),
         )
 
         outputs: Dict[str, ModelOutput] = {}
@@ -137,31 +148,15 @@ class LocalMode(torch.nn.Module):
         for start in range(0, n_frames, batch_size):
             stop = min(start + batch_size, n_frames)
             batch_frames = frames[start:stop]
-            copies: List[System] = []
-            for k in range(start, stop):
-                copies.append(
-                    rotated_cluster(
-                        clusters[int(groups[k])],
-                        batch_frames[k - start],
-                        self.backbone_lists,
-                    )
-                )
-            index = torch.arange(stop - start, device=device)
-            centres = Labels(
-                ["system", "atom"],
-                torch.stack([index, torch.zeros_like(index)], dim=1).to(torch.int32),
+            predictions = self._copies(
+                clusters,
+                groups[start:stop],
+                batch_frames,
+                outputs,
+                coefficients[start:stop],
+                linear,
+                n_sel,
             )
-            predictions = self.backbone(copies, outputs, centres)
-            if release_graphs(self.low_memory, predictions):
-                predictions = release_graph(
-                    predictions,
-                    batch_frames,
-                    clusters,
-                    groups[start:stop],
-                    coefficients[start:stop],
-                    linear,
-                    n_sel,
-                )
             for name in names:
                 rotated = rotate_back(predictions[name], batch_frames, self.wigner)
                 if name not in averages.templates:
@@ -175,3 +170,34 @@ class LocalMode(torch.nn.Module):
             # zero in value; its gradient is the backbone's part of d e_i / d x
             averages.add_linear_term(name, terms, denominator.detach())
         return frame_total, aux
+
+    def _copies(
+        self,
+        clusters: Dict[int, Cluster],
+        rows: torch.Tensor,
+        frames: torch.Tensor,
+        outputs: Dict[str, ModelOutput],
+        coefficients: torch.Tensor,
+        linear: Dict[str, torch.Tensor],
+        n_rows: int,
+    ) -> Dict[str, TensorMap]:
+        """The backbone's per-atom ``outputs`` on one batch of rotated copies (copy
+        ``c``: cluster ``rows[c]`` in ``frames[c]``), one system per copy; in
+        low-memory mode detached, their gradients added to ``linear`` (see
+        :func:`.low_memory.release_graph`). Nothing of the batch's graph outlives
+        this call then.
+        """
+        copies, centres = rotated_copies(clusters, rows, frames, self.backbone_lists)
+        selected = Labels(
+            ["system", "atom"],
+            torch.stack([torch.zeros_like(centres), centres], dim=1).to(torch.int32),
+        )
+        merged = self.backbone([copies], outputs, selected)
+        predictions: Dict[str, TensorMap] = {}
+        for name in outputs.keys():
+            predictions[name] = by_copy(merged[name], centres)
+        if release_graphs(self.low_memory, predictions):
+            predictions = release_graph(
+                predictions, frames, clusters, rows, coefficients, linear, n_rows
+            )
+        return predictions

@@ -8,7 +8,7 @@ with rotated vectors. Everything is TorchScript-compatible and differentiable wi
 respect to positions, cell and frames.
 """
 
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -93,7 +93,8 @@ class Cluster:
     """The receptive field of one atom, cut out of its system (non-periodic).
 
     Atom 0 is the centre, at the origin; positions of the others are their
-    (minimum-image or periodic-image) vectors from the centre.
+    (minimum-image or periodic-image) vectors from the centre. Rotating the cluster
+    does not change which pairs are neighbours: every rotated copy shares ``pairs``.
     """
 
     def __init__(
@@ -101,27 +102,45 @@ class Cluster:
         types: torch.Tensor,
         positions: torch.Tensor,
         pairs: List[torch.Tensor],
-        samples: List[Labels],
     ):
         self.types = types  # [M]
         self.positions = positions  # [M, 3]
         self.pairs = pairs  # per neighbour list: [P, 2] (first, second) atom
-        self.samples = samples  # per neighbour list: sample labels of the pairs
+
+
+def message_passing_reach(options: List[NeighborListOptions], radius: float) -> float:
+    """How far from the centre the pairs of a cut-out cluster matter.
+
+    With a single neighbour list of cutoff ``r_c`` and an interaction range
+    ``radius >= 2 r_c``, the backbone reaches beyond one cutoff by message passing
+    (metatomic's ``interaction_range``: the cutoff times the number of steps): the
+    centre's output after ``L`` steps reads pairs of atoms within ``L - 1`` hops of
+    it only, all closer than ``radius - r_c``. Otherwise every pair may matter.
+
+    :return: ``radius - r_c``, or infinity (keep every pair)
+    """
+    if len(options) == 1 and radius >= 2.0 * options[0].cutoff:
+        return radius - options[0].cutoff
+    return float("inf")
 
 
 def cut_out(
-    types: torch.Tensor,
     center_type: torch.Tensor,
     neighbor_types: torch.Tensor,
     vectors: torch.Tensor,
     options: List[NeighborListOptions],
+    reach: float,
 ) -> Cluster:
     """Build the cluster of one centre and the backbone's neighbour pairs in it.
+
+    Pairs with both atoms at ``reach`` or farther from the centre are left out (see
+    :func:`message_passing_reach`), and so are the atoms left without a pair.
 
     :param center_type: atomic type of the centre (0-d)
     :param neighbor_types: ``[n]`` types of the atoms in the receptive field
     :param vectors: ``[n, 3]`` their vectors from the centre
     :param options: the backbone's neighbour lists (pairs are found by distance)
+    :param reach: distance from the centre beyond which pairs do not matter
     """
     positions = torch.cat(
         [torch.zeros((1, 3), dtype=vectors.dtype, device=vectors.device), vectors]
@@ -131,58 +150,123 @@ def cut_out(
     detached = positions.detach()
     distances = torch.cdist(detached, detached)
     index = torch.arange(n, device=vectors.device)
+    near = distances[0] < reach
     pairs: List[torch.Tensor] = []
-    samples: List[Labels] = []
+    used = index == 0
     for option in options:
         close = (distances < option.cutoff) & (index[:, None] != index[None, :])
+        close = close & (near[:, None] | near[None, :])
         if not option.full_list:
             close = close & (index[:, None] < index[None, :])
         pair = torch.nonzero(close)
+        used[pair.flatten()] = True
         pairs.append(pair)
-        zeros = torch.zeros((pair.shape[0], 3), dtype=torch.int32, device=pair.device)
-        samples.append(
-            Labels(
-                [
-                    "first_atom",
-                    "second_atom",
-                    "cell_shift_a",
-                    "cell_shift_b",
-                    "cell_shift_c",
-                ],
-                torch.cat([pair.to(torch.int32), zeros], dim=1),
-            )
+    if bool(torch.all(used)):
+        return Cluster(cluster_types, positions, pairs)
+    kept = torch.nonzero(used).flatten()
+    renumber = torch.cumsum(used.to(torch.long), 0) - 1
+    for k in range(len(pairs)):
+        pairs[k] = renumber[pairs[k]]
+    return Cluster(cluster_types[kept], positions[kept], pairs)
+
+
+def rotated_copies(
+    clusters: Dict[int, Cluster],
+    rows: torch.Tensor,
+    frames: torch.Tensor,
+    options: List[NeighborListOptions],
+) -> Tuple[System, torch.Tensor]:
+    """Copies of cut-out clusters, each expressed in its frame, as one system.
+
+    Copy ``c`` is ``clusters[rows[c]]`` with positions ``x F_c``; every run of
+    copies of one cluster is rotated by one product. The copies overlap in space
+    but share no neighbour pair: the backbone, which reads its neighbours from its lists
+    (metatomic's contract), sees them as disjoint (one system instead of one per
+    copy: no per-copy overhead in the backbone).
+
+    :param rows: ``[n_copies]`` cluster of every copy
+    :param frames: ``[n_copies, 3, 3]`` orthogonal matrices, columns = frame axes
+    :return: the system and ``[n_copies]`` index of every copy's centre in it
+    """
+    device = frames.device
+    dtype = clusters[int(rows[0])].positions.dtype
+    unique, counts = torch.unique_consecutive(rows, return_counts=True)
+    types: List[torch.Tensor] = []
+    positions: List[torch.Tensor] = []
+    pair_lists: List[List[torch.Tensor]] = []
+    for _ in options:
+        pair_lists.append([])
+    starts: List[torch.Tensor] = []
+    offset = 0
+    first = 0
+    run_rows: List[int] = unique.tolist()
+    run_counts: List[int] = counts.tolist()
+    for row, count in zip(run_rows, run_counts):
+        cluster = clusters[row]
+        size = cluster.types.shape[0]
+        rotated = torch.einsum(
+            "ax,cxy->cay",
+            cluster.positions.to(frames.dtype),
+            frames[first : first + count],
         )
-    return Cluster(cluster_types, positions, pairs, samples)
-
-
-def rotated_cluster(
-    cluster: Cluster, frame: torch.Tensor, options: List[NeighborListOptions]
-) -> System:
-    """The cut-out ``cluster`` expressed in ``frame``, with its neighbour lists."""
-    dtype = cluster.positions.dtype
-    positions = (cluster.positions.to(frame.dtype) @ frame).to(dtype)
+        positions.append(rotated.reshape(-1, 3).to(dtype))
+        types.append(cluster.types.repeat(count))
+        shifts = offset + size * torch.arange(count, device=device)
+        starts.append(shifts)
+        for k in range(len(options)):
+            pairs = cluster.pairs[k][None, :, :] + shifts[:, None, None]
+            pair_lists[k].append(pairs.reshape(-1, 2))
+        offset += size * count
+        first += count
+    all_positions = torch.cat(positions)
     system = System(
-        types=cluster.types,
-        positions=positions,
-        cell=torch.zeros((3, 3), dtype=positions.dtype, device=positions.device),
-        pbc=torch.zeros(3, dtype=torch.bool, device=positions.device),
+        types=torch.cat(types),
+        positions=all_positions,
+        cell=torch.zeros((3, 3), dtype=dtype, device=device),
+        pbc=torch.zeros(3, dtype=torch.bool, device=device),
     )
     components = [
-        Labels(
-            ["xyz"],
-            torch.arange(3, dtype=torch.int32, device=positions.device)[:, None],
-        )
+        Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
     ]
     properties = Labels(
-        ["distance"], torch.zeros((1, 1), dtype=torch.int32, device=positions.device)
+        ["distance"], torch.zeros((1, 1), dtype=torch.int32, device=device)
     )
     for k, option in enumerate(options):
-        pair = cluster.pairs[k]
-        values = positions[pair[:, 1]] - positions[pair[:, 0]]
+        pairs = torch.cat(pair_lists[k])
+        values = all_positions[pairs[:, 1]] - all_positions[pairs[:, 0]]
+        zeros = torch.zeros((pairs.shape[0], 3), dtype=torch.int32, device=device)
+        samples = Labels(
+            [
+                "first_atom",
+                "second_atom",
+                "cell_shift_a",
+                "cell_shift_b",
+                "cell_shift_c",
+            ],
+            torch.cat([pairs.to(torch.int32), zeros], dim=1),
+        )
         system.add_neighbor_list(
             option,
-            TensorBlock(
-                values.unsqueeze(-1), cluster.samples[k], components, properties
-            ),
+            TensorBlock(values.unsqueeze(-1), samples, components, properties),
         )
-    return system
+    return system, torch.cat(starts)
+
+
+def by_copy(prediction: TensorMap, centres: torch.Tensor) -> TensorMap:
+    """Per-atom ``prediction`` on the system of :func:`rotated_copies`, relabelled
+    as one system per copy (sample ``(system=c, atom=0)`` for copy ``c``).
+
+    :param centres: ``[n_copies]`` index of every copy's centre (increasing)
+    """
+    blocks: List[TensorBlock] = []
+    for block in prediction.blocks():
+        atom = block.samples.column("atom").to(centres.dtype)
+        copy = torch.searchsorted(centres, atom)
+        samples = Labels(
+            ["system", "atom"],
+            torch.stack([copy, torch.zeros_like(copy)], dim=1).to(torch.int32),
+        )
+        blocks.append(
+            TensorBlock(block.values, samples, block.components, block.properties)
+        )
+    return TensorMap(prediction.keys, blocks)
