@@ -68,9 +68,9 @@ def emt_frames(
     return frames
 
 
-def run_mtt(workdir: Path, *args: str) -> str:
+def run_mtt(workdir: Path, *args: str, timeout: int = 600) -> str:
     """Run ``mtt ARGS`` (the one next to this Python) in ``workdir`` with one
-    thread; assert it succeeded and return its output."""
+    thread; assert it succeeded within ``timeout`` seconds and return its output."""
     mtt = Path(sys.executable).with_name("mtt")
     result = subprocess.run(
         [str(mtt), *args],
@@ -78,7 +78,7 @@ def run_mtt(workdir: Path, *args: str) -> str:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]

@@ -8,9 +8,6 @@ the training distribution, the predicted ``energy_uncertainty`` must rank the
 actual errors (Spearman correlation).
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import ase
@@ -27,9 +24,9 @@ from pet_mta.neighbors import systems_from_ase
 
 require("metatrain.utils.architectures", "train")
 
-pytestmark = pytest.mark.slow
+from metatrain_helpers import run_mtt  # noqa: E402
 
-MTT = str(Path(sys.executable).parent / "mtt")
+pytestmark = pytest.mark.slow
 
 PET_OPTIONS = """
 seed: 0
@@ -106,18 +103,10 @@ def emt_structures(n: int, rattle: tuple, seed: int) -> list:
     return frames
 
 
-def run_mtt(options: str, workdir: Path, name: str) -> None:
+def train(options: str, workdir: Path, name: str) -> None:
+    """``mtt train`` the YAML text ``options`` into ``workdir/{name}.pt``."""
     (workdir / f"{name}.yaml").write_text(options)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [MTT, "train", f"{name}.yaml", "-o", f"{name}.pt"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_mtt(workdir, "train", f"{name}.yaml", "-o", f"{name}.pt", timeout=1200)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -132,9 +121,9 @@ def test_llpr_uncertainty_tracks_the_error(tmp_path):
     # held out: the training range and beyond it
     test = emt_structures(60, (0.02, 0.30), 2)
 
-    run_mtt(PET_OPTIONS, tmp_path, "model")
+    train(PET_OPTIONS, tmp_path, "model")
     assert (tmp_path / "model.ckpt").exists()
-    run_mtt(LLPR_OPTIONS, tmp_path, "llpr")
+    train(LLPR_OPTIONS, tmp_path, "llpr")
 
     model = load_atomistic_model(str(tmp_path / "llpr.pt"))
     assert "energy_uncertainty" in model.capabilities().outputs
