@@ -2,10 +2,12 @@
 per atom against the number of atoms.
 
 Every row is measured in a fresh process (its peak resident memory is the row's):
-a small random-weight float64 PET (the backbone of ``bench/ecse.py``), one energy
-+ forces evaluation of the plain backbone (best of three) and of
-``Symmetrized(pet)`` with its defaults (``mode="auto"``: local mode with
-``low_memory`` for these periodic cells), 1 thread. Variants: ``published`` (the
+a small random-weight float64 PET (the backbone of ``bench/ecse.py``), energy +
+forces evaluations of the plain backbone and of ``Symmetrized(pet)`` with its
+defaults (``mode="auto"``: local mode with ``low_memory`` for these periodic
+cells), 1 thread, alternating (``--repeats``); each time is the minimum over its
+evaluations, wall-clock and CPU time (the ratio of CPU times is the steadier one
+on a machine shared with other jobs). Variants: ``published`` (the
 published frame rule, ``spread_margin=1.0``) and ``float32`` (float32 backbone;
 frames and averages stay float64).
 
@@ -26,7 +28,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "src" / "bench"
@@ -62,8 +64,13 @@ def structure(kind: str, n: int):
     return atoms
 
 
-def one_row(kind: str, n: int, variant: str) -> Dict[str, Any]:
-    """Measure one row in this process (called in a child process)."""
+def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
+    """Measure one row in this process (called in a child process).
+
+    Plain (three calls) and ECSE (one call) alternate ``repeats`` times; every time
+    is the minimum over its calls, as wall-clock and as CPU time of this process
+    (the steadier one on a machine shared with other jobs).
+    """
     import torch
     from metatomic.torch import ModelOutput
 
@@ -78,25 +85,30 @@ def one_row(kind: str, n: int, variant: str) -> Dict[str, Any]:
     pet = bench_model().to(dtype)
     atoms = structure(kind, n)
 
-    def energy_forces(model) -> float:
-        start = time.perf_counter()
+    def energy_forces(model) -> Tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         systems = systems_from_ase(
             [atoms], model, dtype=dtype, positions_requires_grad=True
         )
         request = {"energy": ModelOutput(sample_kind="system")}
         energy = model(systems, request, None)["energy"].block().values.sum()
         energy.backward()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
-    energy_forces(pet)
-    plain = min(energy_forces(pet) for _ in range(3))
     options = {"spread_margin": 1.0} if variant == "published" else {}
     model = Symmetrized(pet, **options)
     systems = systems_from_ase([atoms], model, dtype=dtype)
     mode = "local" if model.use_local_mode(systems) else "whole"
     frames = frames_per_atom(model, systems[0])
-    seconds = energy_forces(model)
+    energy_forces(pet)
+    plain: List[Tuple[float, float]] = []
+    ecse: List[Tuple[float, float]] = []
+    for _ in range(repeats):
+        plain += [energy_forces(pet) for _ in range(3)]
+        ecse.append(energy_forces(model))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
+    plain_s, ecse_s = min(t[0] for t in plain), min(t[0] for t in ecse)
+    plain_cpu, ecse_cpu = min(t[1] for t in plain), min(t[1] for t in ecse)
     return {
         "structure": kind,
         "atoms": len(atoms),
@@ -104,9 +116,13 @@ def one_row(kind: str, n: int, variant: str) -> Dict[str, Any]:
         "mode": mode,
         "low_memory": model.low_memory,
         "frames_per_atom": frames,
-        "plain_s": plain,
-        "ecse_s": seconds,
-        "ratio": seconds / plain,
+        "repeats": repeats,
+        "plain_s": plain_s,
+        "ecse_s": ecse_s,
+        "ratio": ecse_s / plain_s,
+        "plain_cpu_s": plain_cpu,
+        "ecse_cpu_s": ecse_cpu,
+        "cpu_ratio": ecse_cpu / plain_cpu,
         "peak_gb": peak,
     }
 
@@ -141,26 +157,30 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         f"Command: `{results['command']}` ({results['date']}).",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch "
-        f"{machine['torch']}, Python {machine['python']}. {results['note']}",
+        f"{machine['torch']}, Python {machine['python']}.",
         "",
         "Backbone: the random-weight float64 PET of `bench/ecse.py` (d_pet 32, 2 "
         "GNN layers, cutoff 4 Å, interaction range 8 Å). ECSE: `Symmetrized(pet)` "
         "with its defaults (`pet-mta symmetrize` without options), which for these "
-        "periodic cells is local mode with `low_memory`. One energy + forces "
-        "evaluation, 1 thread; the plain time is the best of three. Peak: the "
-        "maximum resident memory of the process (Python, torch and the plain "
-        "runs included).",
+        "periodic cells is local mode with `low_memory`. Energy + forces, 1 thread; "
+        "plain (three calls) and ECSE (one call) alternate *repeats* times in one "
+        "process, every time is the minimum over its calls: wall-clock (*plain*, "
+        "*ECSE*, *ratio*) and CPU time of the process (*CPU ratio*, the steadier "
+        "one when other jobs share the cores). Peak: the maximum resident memory "
+        "of the process (Python, torch and the plain runs included).",
         "",
-        "| structure | N | variant | mode | frames/atom | plain | ECSE | ECSE per "
-        "atom | ratio | peak memory |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| structure | N | variant | mode | frames/atom | repeats | plain | ECSE | "
+        "ECSE per atom | ratio | CPU ratio | peak memory |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["variant"], r["structure"], r["atoms"])):
+        cpu = f"{r['cpu_ratio']:.0f}x" if "cpu_ratio" in r else "-"
         lines.append(
             f"| {r['structure']} | {r['atoms']} | {r['variant']} | {r['mode']} | "
-            f"{r['frames_per_atom']:.1f} | {r['plain_s']:.3f} s | "
-            f"{r['ecse_s']:.1f} s | {r['ecse_s'] / r['atoms']:.2f} s | "
-            f"{r['ratio']:.0f}x | {r['peak_gb']:.2f} GB |"
+            f"{r['frames_per_atom']:.1f} | {r.get('repeats', 1)} | "
+            f"{r['plain_s']:.3f} s | {r['ecse_s']:.1f} s | "
+            f"{r['ecse_s'] / r['atoms']:.2f} s | {r['ratio']:.0f}x | {cpu} | "
+            f"{r['peak_gb']:.2f} GB |"
         )
     lines += [
         "",
@@ -169,19 +189,19 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "*published*: the published rule (`spread_margin=1.0`); *float32*: the "
         "same model in float32 (frames, weights and averages stay float64), "
         "ratio to the float32 plain model.",
-        "- The machine's two cores were shared with other jobs: plain and ECSE "
-        "are measured in one process, a few seconds apart, but the plain times "
-        "(a fraction of a second) vary by up to 2x between rows (e.g. 0.21 s for "
-        "108 fcc atoms, 0.19 s for 256): ECSE per atom is the steadier measure of "
-        "the cost (linear in N: 0.45, 0.43, 0.36 s per fcc atom at N = 32, 108, "
-        "256); alloy 32 (0.91 s per atom) ran beside a test job.",
-        "- fcc 32 and 108 come from a first invocation without `--rows` that "
-        "stopped after its third row (its fcc 256 row, measured beside a test "
-        "job, was measured again).",
-        "- The *ECSE* section (`bench/ecse.py`) was measured before this frame "
-        "rule and before `low_memory` became the default (120 frames per atom "
-        "in fcc cells, 1000-1800x).",
+        "- Where the time goes, and the ratio before and after each lever: "
+        "`ecse_cost.md` (ECSE local mode cost page). The *ECSE* section "
+        "(`bench/ecse.py`) was measured before this frame rule, before "
+        "`low_memory` became the default and before those levers.",
     ]
+    if any("cpu_ratio" not in r for r in rows):
+        lines += [
+            "- Rows without a CPU ratio were measured before the alternating "
+            "protocol (best of three plain calls, one ECSE call), with the code "
+            "of that time."
+        ]
+    if results.get("note"):
+        lines += ["- " + results["note"]]
     (out / "ecse_scaling.md").write_text("\n".join(lines) + "\n")
 
 
@@ -220,6 +240,12 @@ def write_plot(results: Dict[str, Any], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "VARIANT"))
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="alternations of plain and ECSE per row (times: minimum over them)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--max-atoms", type=int, default=256)
@@ -234,7 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         kind, n, variant = args.one
-        print(json.dumps(one_row(kind, int(n), variant)))
+        print(json.dumps(one_row(kind, int(n), variant, args.repeats)))
         return
     path = args.out / "ecse_scaling.json"
     if args.report_only:
@@ -255,7 +281,16 @@ def main() -> None:
                 continue
             env = dict(os.environ, OMP_NUM_THREADS="1")
             done = subprocess.run(
-                [sys.executable, __file__, "--one", kind, str(n), variant],
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    kind,
+                    str(n),
+                    variant,
+                    "--repeats",
+                    str(args.repeats),
+                ],
                 capture_output=True,
                 text=True,
                 env=env,
