@@ -117,10 +117,12 @@ def message_passing_reach(options: List[NeighborListOptions], radius: float) -> 
     centre's output after ``L`` steps reads pairs of atoms within ``L - 1`` hops of
     it only, all closer than ``radius - r_c``. Otherwise every pair may matter.
 
-    :return: ``radius - r_c``, or infinity (keep every pair)
+    :return: ``radius - r_c`` (plus ``1e-6 radius``: distances here and in the
+        neighbour lists may differ by round-off, and an extra pair is harmless),
+        or infinity (keep every pair)
     """
     if len(options) == 1 and radius >= 2.0 * options[0].cutoff:
-        return radius - options[0].cutoff
+        return radius - options[0].cutoff + 1e-6 * radius
     return float("inf")
 
 
