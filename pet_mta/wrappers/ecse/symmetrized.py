@@ -44,10 +44,12 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     "n_prunings": 0,
     "prune_on": 0.5,
     "prune_on_width": 0.25,
-    # pet_mta's frame rule for periodic systems in local mode (not in the
-    # published method): keep the pairs nearly as well spread as the best one
-    # (perfect fcc: 24 frames per atom, not 120); 1.0 switches it off
-    "spread_margin": 0.02,
+    # pet_mta's optional frame rule for periodic systems in local mode (not in
+    # the published method): keep the pairs nearly as well spread as the best one
+    # (e.g. 0.02: perfect fcc 24 frames per atom, not 120; 3-4x cheaper). Off by
+    # default (1.0): its weights change so fast that MD drifts 25-50x more than
+    # with the plain model (docs/src/bench/ecse_cost.md)
+    "spread_margin": 1.0,
     "spread_margin_width": 0.1,
     "spread_beta": 8.0,
 }
