@@ -3,19 +3,15 @@
 The baseline is the least-squares composition model ``y_s ~ sum_i b[Z_i]``. The scale
 (:class:`ScaleAccumulator`, the one definition used everywhere) is the root mean
 square of the per-atom residual ``(y_s - sum_i b[Z_i]) / n_s``, or, when forces are
-trained with the target, the mean absolute force component times
-:data:`FORCE_LENGTH` (0.25 Å) if that is larger. The network's output is multiplied
-by the scale and it sees lengths in Å. With the energy scale alone, data whose
-energies per atom vary little but whose forces are large (water clusters: 19
-meV/atom against 0.95 eV/Å) need raw outputs of O(50) per Å, the optimiser moves
-the energies by only ``scale x learning rate`` per step, and the energies drift
-away while forces are fitted. The force floor removes that; the residual still
-sets the scale wherever energies per atom vary as much as a mean force does over a
-quarter of an Å (random methane: 0.59 eV against 2.0 eV/Å x 0.25 Å), since a
-coarser scale costs accuracy there (measured on all three shared data sets, see
-the accuracy benchmark). The mean absolute force (not its root mean square) keeps
-a few very large forces (methane with C-H distances down to 0.5 Å: RMS 6.7, mean
-2.0 eV/Å) from setting the floor.
+trained with the target, the mean absolute force component times 1 Å if that is
+larger. The network's output is multiplied by the scale and it sees lengths in Å,
+so its raw outputs then change by O(1) per Å, like the typical force it must learn.
+With the energy scale alone, data whose energies per atom vary little but whose
+forces are large (water clusters: 18 meV/atom against 0.95 eV/Å) need raw outputs
+of O(50) per Å, the optimiser moves the energies by only ``scale x learning rate``
+per step, and the energies drift away while forces are fitted. The mean absolute
+force (not its root mean square) keeps a few very large forces (methane with C-H
+distances down to 0.5 Å: RMS 6.4, mean 2.0 eV/Å) from setting too coarse a scale.
 Both baseline and scale are stored inside the model, so an exported file is
 complete.
 """
@@ -26,11 +22,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import ase
 import numpy as np
 
-FORCE_LENGTH = 0.25
-"""Length (Å) that turns the mean absolute force into a floor for the energy scale:
-a typical atomic displacement. 1 Å (the unit in which the network sees distances)
-also stops the drift but gives a coarser scale on data whose energies vary a lot
-(random methane: 2.0 against 0.59 eV, and 8 % larger converged force errors)."""
+FORCE_LENGTH = 1.0
+"""Length (Å) that turns a typical force into an energy scale: the unit in which the
+network sees interatomic distances."""
 
 
 def _labelled(values) -> np.ndarray:

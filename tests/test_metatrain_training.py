@@ -31,7 +31,6 @@ from metatrain_helpers import (  # noqa: E402
 from metatrain_helpers import train_model as _train  # noqa: E402
 
 from pet_mta import PET  # noqa: E402
-from pet_mta.baseline import FORCE_LENGTH  # noqa: E402
 from pet_mta.metatrain import PETModel, Trainer  # noqa: E402
 from pet_mta.metatrain import checkpoints as ckpt_versions  # noqa: E402
 from pet_mta.metatrain import trainer as trainer_module  # noqa: E402
@@ -71,13 +70,14 @@ def test_energy_forces_stress_training_stores_baseline_and_scale(tmp_path):
     np.testing.assert_allclose([baseline[28], baseline[29]], expected, rtol=1e-6)
 
     # scale = RMS of the per-atom residual energy, or the mean absolute force
-    # component times FORCE_LENGTH when forces are trained and that is larger
+    # component (times 1 Å) when forces are trained and that is larger, as here
     residual = (energies - counts @ expected) / counts.sum(1)
     forces = np.concatenate([f.arrays["forces"] for f in frames])
     energy_rms = np.sqrt(np.mean(residual**2))
-    force_floor = np.mean(np.abs(forces)) * FORCE_LENGTH
+    force_mean = np.mean(np.abs(forces))
+    assert force_mean > energy_rms
     scale = float(model.pet.readouts["energy"].scale[0])
-    assert scale == pytest.approx(max(energy_rms, force_floor), rel=1e-6)
+    assert scale == pytest.approx(force_mean, rel=1e-6)
 
     # checkpoints every epoch, readable by metatrain's generic loader
     checkpoint = torch.load(tmp_path / "model_1.ckpt", weights_only=False)

@@ -6,7 +6,7 @@ import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from conftest import tiny_pet
 
-from pet_mta.baseline import FORCE_LENGTH, fit_composition, fit_energy_baseline
+from pet_mta.baseline import fit_composition, fit_energy_baseline
 from pet_mta.evaluation import compute_properties
 
 
@@ -41,7 +41,8 @@ def test_scale_is_the_rms_of_the_per_atom_residual():
 
 def test_forces_set_the_scale_when_larger():
     """Energies trained with forces: the scale is the mean absolute force component
-    times ``FORCE_LENGTH`` when that is larger than the energy residual."""
+    times 1 Å when that is larger than the energy residual (so raw outputs change by
+    O(1) per Å)."""
     frames = _frames(n=400, seed=1)
     rng = np.random.default_rng(3)
     energies = [len(a) * (-2.0 + rng.normal(scale=0.01)) for a in frames]
@@ -50,8 +51,7 @@ def test_forces_set_the_scale_when_larger():
     _, with_forces = fit_composition(frames, energies, [13, 29], forces=forces)
     assert energy_only == pytest.approx(0.01, rel=0.1)
     # mean |x| of a normal distribution: sigma * sqrt(2 / pi)
-    expected = 0.5 * np.sqrt(2 / np.pi) * FORCE_LENGTH
-    assert with_forces == pytest.approx(expected, rel=0.05)
+    assert with_forces == pytest.approx(0.5 * np.sqrt(2 / np.pi), rel=0.05)
     # small forces leave the energy scale
     small = [0.001 * f for f in forces]
     _, with_small = fit_composition(frames, energies, [13, 29], forces=small)

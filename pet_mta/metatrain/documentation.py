@@ -150,8 +150,8 @@ class TrainerHypers(TypedDict):
     scale_targets: bool = True
     """Learn targets divided by a fitted scale, stored inside the exported model:
     the root-mean-square per-atom value after the baseline, or, for an energy
-    trained with forces, the mean absolute force component times 0.25 Å when that
-    is larger (otherwise energies drift while forces are fitted on data whose energies
+    trained with forces, the mean absolute force component times 1 Å when that is
+    larger (otherwise energies drift while forces are fitted on data whose energies
     per atom vary little, such as molecular clusters)."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it

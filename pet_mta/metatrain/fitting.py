@@ -4,8 +4,8 @@ the core model's read-outs (so exported models carry them).
 The baseline uses metatrain's composition model (least squares on the atom counts,
 or fixed/loaded values from ``atomic_baseline``); the scale is
 :class:`pet_mta.baseline.ScaleAccumulator`'s: the root mean square of the per-atom
-residual after the baseline, or the mean absolute force component times
-``FORCE_LENGTH`` (0.25 Å) when forces are trained and that is larger.
+residual after the baseline, or the mean absolute force component times 1 Å when
+forces are trained and that is larger.
 """
 
 import logging
