@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 from conftest import tiny_pet, triclinic_alloy
-from ecse_helpers import make_systems
+from ecse_helpers import PairPotential, make_systems
 from metatensor.torch import Labels
 from metatomic.torch import ModelOutput, NeighborListOptions
 
@@ -54,7 +54,10 @@ def clusters_of(pet, atoms, trimmed: bool):
     systems = make_systems(atoms, model)
     reach = math.inf
     if trimmed:
-        reach = message_passing_reach(model.backbone_lists, model.cut_out_list.cutoff)
+        reach = model.cluster_reach
+        assert reach == message_passing_reach(
+            model.backbone_lists, model.cut_out_list.cutoff
+        )
         assert reach < math.inf
     return receptive_fields(
         systems,
@@ -120,3 +123,16 @@ def test_message_passing_reach():
     assert math.isinf(message_passing_reach(lists(3.5), 5.0))
     # several lists: no assumption
     assert math.isinf(message_passing_reach(lists(2.0, 3.0), 8.0))
+
+
+def test_only_pet_clusters_are_trimmed(tmp_path):
+    """A foreign backbone's interaction range may not be a message-passing reach
+    (here a pair potential that declares twice its cutoff): its clusters keep every
+    pair. PET's are trimmed, in Python or loaded from a file."""
+    pair = PairPotential(cutoff=3.0, per_atom=True, interaction_range=6.0)
+    foreign = Symmetrized(pair, mode="local")
+    assert math.isinf(foreign.cluster_reach)
+    pet = tiny_pet(num_gnn_layers=2)
+    assert Symmetrized(pet, mode="local").cluster_reach < math.inf
+    pet.export().save(str(tmp_path / "pet.pt"))
+    assert Symmetrized(str(tmp_path / "pet.pt"), mode="local").cluster_reach < math.inf

@@ -15,7 +15,6 @@ from .systems import (
     Cluster,
     by_copy,
     cut_out,
-    message_passing_reach,
     rotate_back,
     rotated_copies,
 )
@@ -34,7 +33,7 @@ def receptive_fields(
     :param options: the neighbour list reaching the backbone's interaction range
     :param backbone_lists: the lists the clusters must carry for the backbone
     :param reach: pairs with both atoms this far from the centre or farther are
-        left out (:func:`.message_passing_reach`)
+        left out (:func:`.cluster_reach`)
     """
     types = torch.cat([s.types for s in systems])
     centers_list: List[torch.Tensor] = []
@@ -80,6 +79,7 @@ class LocalMode(torch.nn.Module):
     attributes used here)."""
 
     backbone_lists: List[NeighborListOptions]
+    cluster_reach: float
 
     def _local(
         self,
@@ -131,7 +131,7 @@ class LocalMode(torch.nn.Module):
             rows_with_frames,
             selection,
             self.backbone_lists,
-            message_passing_reach(self.backbone_lists, self.cut_out_list.cutoff),
+            self.cluster_reach,
         )
 
         outputs: Dict[str, ModelOutput] = {}

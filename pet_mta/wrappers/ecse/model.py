@@ -33,6 +33,7 @@ from .averages import Averages, Selection, source_name
 from .frames import FrameHypers
 from .local import LocalMode
 from .spherical import WignerMatrices
+from .systems import cluster_reach
 from .whole import WholeMode
 
 
@@ -105,6 +106,10 @@ class SymmetrizedModule(WholeMode, LocalMode, AuxiliaryBlend, WrapperModule):
             full_list=True,
             strict=True,
             requestor="ecse local mode",
+        )
+        # pairs that cannot reach the centre leave the clusters (PET only)
+        self.cluster_reach = cluster_reach(
+            backbone, backbone_lists, self.cut_out_list.cutoff
         )
 
     def own_neighbor_lists(self) -> List[NeighborListOptions]:

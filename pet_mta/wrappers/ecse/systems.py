@@ -126,6 +126,18 @@ def message_passing_reach(options: List[NeighborListOptions], radius: float) -> 
     return float("inf")
 
 
+def cluster_reach(
+    backbone: torch.nn.Module, options: List[NeighborListOptions], radius: float
+) -> float:
+    """:func:`message_passing_reach` for a pet_mta PET (Python or TorchScript),
+    whose interaction range is its message-passing reach; infinity (keep every
+    pair) for any other backbone, whose range may mean something else."""
+    name = getattr(backbone, "original_name", type(backbone).__name__)
+    if name != "PET":
+        return float("inf")
+    return message_passing_reach(options, radius)
+
+
 def cut_out(
     center_type: torch.Tensor,
     neighbor_types: torch.Tensor,
