@@ -178,6 +178,8 @@ def frame_stats(model, atoms: ase.Atoms, dtype: torch.dtype):
         n if local else 1,
         model.hypers,
         model.inversion,
+        # as in local mode: the spread_margin rule applies to periodic systems
+        spread_margin=local and bool(atoms.pbc.any()),
     )
     counts = torch.bincount(owner, minlength=n if local else 1).double()
     return float(counts.mean()), int(counts.max())
