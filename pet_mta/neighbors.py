@@ -13,14 +13,6 @@ from metatensor.torch import Labels, TensorBlock
 from metatomic.torch import NeighborListOptions, System
 from vesin.metatomic import NeighborList
 
-NEIGHBOR_SAMPLES = [
-    "first_atom",
-    "second_atom",
-    "cell_shift_a",
-    "cell_shift_b",
-    "cell_shift_c",
-]
-
 
 def check_finite_geometry(
     positions: torch.Tensor, cell: torch.Tensor, name: str
@@ -158,15 +150,30 @@ def add_neighbor_lists(
     return compute_neighbor_lists(systems, requested_neighbor_lists(model), length_unit)
 
 
-def empty_neighbor_list(system: System) -> TensorBlock:
-    """A neighbour list with no pair, in metatomic's layout."""
-    device = system.positions.device
+def neighbor_list_block(pairs: torch.Tensor, vectors: torch.Tensor) -> TensorBlock:
+    """A neighbour list in metatomic's layout (TorchScript-compatible).
+
+    :param pairs: ``[P, 5]`` first atom, second atom and cell shift (a, b, c) of
+        every pair (any integer dtype)
+    :param vectors: ``[P, 3]`` vector from the first atom to the second (with the
+        shift), in the positions' dtype
+    """
+    device = vectors.device
     samples = Labels(
-        NEIGHBOR_SAMPLES, torch.zeros((0, 5), dtype=torch.int32, device=device)
+        ["first_atom", "second_atom", "cell_shift_a", "cell_shift_b", "cell_shift_c"],
+        pairs.to(torch.int32),
     )
     xyz = Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
     distance = Labels(
         ["distance"], torch.zeros((1, 1), dtype=torch.int32, device=device)
     )
-    values = torch.zeros((0, 3, 1), dtype=system.positions.dtype, device=device)
-    return TensorBlock(values, samples, [xyz], distance)
+    return TensorBlock(vectors.unsqueeze(-1), samples, [xyz], distance)
+
+
+def empty_neighbor_list(system: System) -> TensorBlock:
+    """A neighbour list with no pair, in metatomic's layout."""
+    device = system.positions.device
+    return neighbor_list_block(
+        torch.zeros((0, 5), dtype=torch.int32, device=device),
+        torch.zeros((0, 3), dtype=system.positions.dtype, device=device),
+    )

@@ -19,6 +19,7 @@ from metatomic.torch import NeighborListOptions, System
 # positions (and must carry gradients), so the kernel is called with them directly
 from metatomic.torch.o3._transformations import _transform_tensormap_batched
 
+from ...neighbors import neighbor_list_block
 from .spherical import WignerMatrices, wigner_for
 
 
@@ -239,29 +240,12 @@ def rotated_copies(
         cell=torch.zeros((3, 3), dtype=dtype, device=device),
         pbc=torch.zeros(3, dtype=torch.bool, device=device),
     )
-    components = [
-        Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device)[:, None])
-    ]
-    properties = Labels(
-        ["distance"], torch.zeros((1, 1), dtype=torch.int32, device=device)
-    )
     for k, option in enumerate(options):
         pairs = torch.cat(pair_lists[k])
         values = all_positions[pairs[:, 1]] - all_positions[pairs[:, 0]]
-        zeros = torch.zeros((pairs.shape[0], 3), dtype=torch.int32, device=device)
-        samples = Labels(
-            [
-                "first_atom",
-                "second_atom",
-                "cell_shift_a",
-                "cell_shift_b",
-                "cell_shift_c",
-            ],
-            torch.cat([pairs.to(torch.int32), zeros], dim=1),
-        )
+        no_shift = torch.zeros((pairs.shape[0], 3), dtype=pairs.dtype, device=device)
         system.add_neighbor_list(
-            option,
-            TensorBlock(values.unsqueeze(-1), samples, components, properties),
+            option, neighbor_list_block(torch.cat([pairs, no_shift], dim=1), values)
         )
     return system, torch.cat(starts)
 
