@@ -81,6 +81,7 @@ class EnsembleModule(WrapperModule):
     derived: Dict[str, str]
     engine_lists: List[NeighborListOptions]
     engine_inputs: Dict[str, ModelOutput]
+    __jit_unused_properties__ = ["is_stacked"]
 
     def __init__(
         self,
@@ -93,7 +94,6 @@ class EnsembleModule(WrapperModule):
             raise ValueError("an ensemble needs at least two members")
         super().__init__(members)
         self.n_members = len(members)
-        self.is_stacked = stacked is not None
         modules = [member.module for member in members]
         self.members = torch.nn.ModuleList(modules if stacked is None else [])
         self.stacked = stacked
@@ -104,6 +104,11 @@ class EnsembleModule(WrapperModule):
             if is_energy(name):
                 self.derived[derived_name(name, "ensemble")] = name
                 self.derived[derived_name(name, "uncertainty")] = name
+
+    @property
+    def is_stacked(self) -> bool:
+        """Whether the members run as one stacked ``PET`` (see ``stacked``)."""
+        return self.stacked is not None
 
     def forward(
         self,
