@@ -22,12 +22,16 @@ import torch
 from .model import PET
 
 
+def is_pet(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a :class:`~pet_mta.PET` (Python or TorchScript)."""
+    return getattr(module, "original_name", type(module).__name__) == "PET"
+
+
 def architecture(module: torch.nn.Module) -> Optional[str]:
     """The :attr:`~pet_mta.PET.architecture` of a single PET model (Python or
     TorchScript), or ``None`` for any other module."""
-    name = getattr(module, "original_name", type(module).__name__)
     value = getattr(module, "architecture", None)
-    if name != "PET" or not isinstance(value, str):
+    if not is_pet(module) or not isinstance(value, str):
         return None
     if int(getattr(module, "n_members", 0)) != 0:
         return None

@@ -20,6 +20,7 @@ from metatomic.torch import NeighborListOptions, System
 from metatomic.torch.o3._transformations import _transform_tensormap_batched
 
 from ...neighbors import neighbor_list_block
+from ...stacked import is_pet
 from .spherical import WignerMatrices, wigner_for
 
 
@@ -133,8 +134,7 @@ def cluster_reach(
     """:func:`message_passing_reach` for a pet_mta PET (Python or TorchScript),
     whose interaction range is its message-passing reach; infinity (keep every
     pair) for any other backbone, whose range may mean something else."""
-    name = getattr(backbone, "original_name", type(backbone).__name__)
-    if name != "PET":
+    if not is_pet(backbone):
         return float("inf")
     return message_passing_reach(options, radius)
 
