@@ -169,6 +169,16 @@ MODEL_HYPERS: List[Hyper] = [
         "|r| (exactly rotation-invariant, e.g. the ECSE fallback model)",
         ("cartesian", "distance"),
     ),
+    Hyper(
+        "central_stream",
+        False,
+        bool,
+        "",
+        "every atom carries a `d_node`-wide state through the transformer blocks "
+        "(contracted to its `d_pet` token for the attention, updated from the output "
+        "with its own feed-forward block); false: the centre is a `d_pet` token",
+        (True, False),
+    ),
     # accepted for compatibility with metatrain's `pet` options files
     Hyper("zbl", False, bool, "", "not implemented: must be false", (False,)),
     Hyper(

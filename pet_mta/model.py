@@ -23,7 +23,7 @@ from metatomic.torch import (
 from .hypers import resolve_hypers
 from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
-from .modules.gnn_layer import GNNLayer
+from .modules.gnn_layer import GNNLayer, central_state_width
 from .modules.graph import EdgeGraph, build_edge_graph
 from .modules.members import Embedding, Linear, zero_rows
 from .modules.readout import TargetReadout, atomic_stress
@@ -139,10 +139,13 @@ class PET(torch.nn.Module):
             [GNNLayer(self.hypers, n_species, members) for _ in range(n_layers)]
         )
         n_readout = n_layers if self.residual_readout else 1
+        self.central_width = central_state_width(self.hypers) or d_pet
+        """Width of the atoms' central tokens or states (``d_pet`` or ``d_node``)."""
         self.node_features = torch.nn.ModuleList(
             [
                 torch.nn.Sequential(
-                    Linear(d_pet, d_node, n_members=members), torch.nn.SiLU()
+                    Linear(self.central_width, d_node, n_members=members),
+                    torch.nn.SiLU(),
                 )
                 for _ in range(n_readout)
             ]
@@ -204,6 +207,8 @@ class PET(torch.nn.Module):
         :param n_members: see :class:`PET`
         """
         spec = json.loads(architecture)
+        # architectures written before the central stream existed had none
+        spec["hypers"].setdefault("central_stream", False)
         return cls(
             atomic_types=spec["atomic_types"],
             targets=spec["targets"],
@@ -381,7 +386,8 @@ class PET(torch.nn.Module):
 
         :param key_bias: ``[N, T]`` log cutoff weights of every slot
         :param budget: padded tokens per chunk (see :mod:`pet_mta.modules.chunks`)
-        :return: per read-out layer, central ``[(M,) n, d_pet]`` and edge
+        :return: per read-out layer, central ``[(M,) n, c]`` (``c`` is
+            :attr:`central_width`) and edge
             ``[(M,) e, d_pet]`` output tokens of every atom and edge (``n = N``,
             ``e = E``), or of the last subset's atoms and edges
         """
@@ -396,7 +402,7 @@ class PET(torch.nn.Module):
         neighbor_species = graph.species.index_select(0, layer_graph.neighbors)
         # messages, central and edge tokens live on the rows of the previous layer
         messages = self.neighbor_embedding(neighbor_species)
-        central = zero_rows(messages, layer_graph.species.shape[0], messages.shape[-1])
+        central = zero_rows(messages, layer_graph.species.shape[0], self.central_width)
         edge_out = messages
         node_features: List[torch.Tensor] = []
         edge_features: List[torch.Tensor] = []

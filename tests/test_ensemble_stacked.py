@@ -30,6 +30,7 @@ VARIANTS = {
     "distance-only edges, cosine cutoff": dict(
         edge_embedding="distance", cutoff_function="Cosine"
     ),
+    "central stream, post-LN": dict(central_stream=True, transformer_type="PostLN"),
 }
 
 

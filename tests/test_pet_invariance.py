@@ -95,10 +95,12 @@ def test_rotations(make):
     np.testing.assert_allclose(r1["forces"], r0["forces"] @ rotation.T, atol=1e-10)
 
 
+@pytest.mark.parametrize("central_stream", [False, True])
 @pytest.mark.parametrize("tokens_per_chunk", [1, 64, 500])
-def test_chunked_layers_change_nothing(model64, alloy, tokens_per_chunk):
+def test_chunked_layers_change_nothing(alloy, tokens_per_chunk, central_stream):
     """Message-passing layers run on chunks of atoms (small intermediate tensors);
     any chunk size, down to one atom per chunk, gives the same numbers."""
+    model64 = tiny_pet(central_stream=central_stream)
     atoms = alloy.repeat((2, 2, 1))
     reference = _props(model64, atoms)
     model64.tokens_per_chunk = tokens_per_chunk

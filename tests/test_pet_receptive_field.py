@@ -43,13 +43,19 @@ def _evaluate(model, frames, selection, outputs, lists_from=None):
     return results, -torch.cat(grads)
 
 
-@pytest.mark.parametrize("featurizer_type", ["feedforward", "residual"])
+@pytest.mark.parametrize(
+    "featurizer_type, central_stream",
+    [("feedforward", False), ("residual", False), ("residual", True)],
+)
 @pytest.mark.parametrize("num_gnn_layers", [1, 2, 3])
-def test_selection_matches_full_computation(featurizer_type, num_gnn_layers):
+def test_selection_matches_full_computation(
+    featurizer_type, central_stream, num_gnn_layers
+):
     model = tiny_pet(
         targets=TARGETS,
         num_gnn_layers=num_gnn_layers,
         featurizer_type=featurizer_type,
+        central_stream=central_stream,
     )
     frames = _frames()
     rows = _global_rows(frames, SELECTION)

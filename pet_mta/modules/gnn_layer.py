@@ -22,7 +22,8 @@ class GNNLayer(torch.nn.Module):
     def __init__(self, hypers: Dict[str, Any], n_species: int, n_members: int = 0):
         super().__init__()
         d_pet = int(hypers["d_pet"])
-        self.central_embedding = Embedding(n_species, d_pet, n_members)
+        central_width = central_state_width(hypers)
+        self.central_embedding = Embedding(n_species, central_width or d_pet, n_members)
         self.tokenizer = EdgeTokenizer(
             d_pet,
             distance_only=hypers["edge_embedding"] == "distance",
@@ -38,6 +39,7 @@ class GNNLayer(torch.nn.Module):
                     activation=hypers["activation"],
                     temperature=float(hypers["attention_temperature"]),
                     pre_norm=hypers["transformer_type"] == "PreLN",
+                    central_width=central_width,
                     n_members=n_members,
                 )
                 for _ in range(int(hypers["num_attention_layers"]))
@@ -52,26 +54,22 @@ class GNNLayer(torch.nn.Module):
         distances: torch.Tensor,
         projected: torch.Tensor,
         chunk: AtomChunk,
-    ) -> torch.Tensor:
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
-        :param central: ``[(M,) n, d_pet]`` central tokens of the ``n`` atoms of
+        :param central: ``[(M,) n, c]`` central tokens (``c = d_pet``) or states
+            (``c = d_node``, see :func:`central_state_width`) of the ``n`` atoms of
             ``chunk`` (their sequences, see :class:`.chunks.AtomChunk`)
         :param species: ``[n]`` species index of the atoms
         :param vectors: ``[e, 3]`` and ``distances``: ``[e]``, geometry of their edges
         :param projected: ``[(M,) e, d_pet]`` incoming messages after
             ``tokenizer.project_messages``
-        :return: packed output tokens ``[(M,) n + e, d_pet]`` (centres first)
+        :return: output central ``[(M,) n, c]`` and edge ``[(M,) e, d_pet]`` tokens
         """
-        tokens = torch.cat(
-            [
-                central + self.central_embedding(species),
-                self.tokenizer.tokens(vectors, distances, projected),
-            ],
-            dim=-2,
-        )
+        central = central + self.central_embedding(species)
+        edges = self.tokenizer.tokens(vectors, distances, projected)
         for block in self.blocks:
-            tokens = block(tokens, chunk)
-        return tokens
+            central, edges = block(central, edges, chunk)
+        return central, edges
 
     def by_chunks(
         self,
@@ -86,7 +84,7 @@ class GNNLayer(torch.nn.Module):
         :return: central tokens ``[(M,) N, d]`` and edge tokens ``[(M,) E, d]``
         """
         if len(chunks) == 1:
-            tokens = self(
+            return self(
                 central,
                 graph.species,
                 graph.vectors,
@@ -94,16 +92,12 @@ class GNNLayer(torch.nn.Module):
                 projected,
                 chunks[0],
             )
-            n_atoms = graph.species.shape[0]
-            return tokens.narrow(-2, 0, n_atoms), tokens.narrow(
-                -2, n_atoms, tokens.shape[-2] - n_atoms
-            )
         central_parts: List[torch.Tensor] = []
         edge_parts: List[torch.Tensor] = []
         for chunk in chunks:
             a0, n = chunk.first_atom, chunk.stop_atom - chunk.first_atom
             e0, e = chunk.first_edge, chunk.stop_edge - chunk.first_edge
-            tokens = self(
+            central_part, edge_part = self(
                 central.narrow(-2, a0, n),
                 graph.species.narrow(0, a0, n),
                 graph.vectors.narrow(0, e0, e),
@@ -111,6 +105,12 @@ class GNNLayer(torch.nn.Module):
                 projected.narrow(-2, e0, e),
                 chunk,
             )
-            central_parts.append(tokens.narrow(-2, 0, n))
-            edge_parts.append(tokens.narrow(-2, n, e))
+            central_parts.append(central_part)
+            edge_parts.append(edge_part)
         return torch.cat(central_parts, dim=-2), torch.cat(edge_parts, dim=-2)
+
+
+def central_state_width(hypers: Dict[str, Any]) -> int:
+    """Width of every atom's state in the central stream (``d_node``), or ``0``
+    without one (:mod:`.central_stream`, hyper-parameter ``central_stream``)."""
+    return int(hypers["d_node"]) if hypers["central_stream"] else 0

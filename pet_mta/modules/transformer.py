@@ -6,49 +6,15 @@ a padded ``[N * heads, T, ...]`` layout. Every layer also runs ``M`` models at o
 (weights and tokens with a leading member axis, see :mod:`.members`).
 """
 
-from typing import List
+from typing import List, Optional, Tuple
 
 import torch
 
+from .central_stream import CentralStream
 from .chunks import AtomChunk
+from .feedforward import FeedForward
 from .graph import EdgeGraph
 from .members import Linear, Norm, linear
-
-
-class FeedForward(torch.nn.Module):
-    """``d -> d_feedforward -> d`` with SiLU or SwiGLU activation.
-
-    :param n_members: leading member axis of the weights (see :mod:`.members`)
-    """
-
-    def __init__(self, width: int, hidden: int, activation: str, n_members: int = 0):
-        super().__init__()
-        if activation not in ("SiLU", "SwiGLU"):
-            raise ValueError(f"unknown activation '{activation}'")
-        self.gated = activation == "SwiGLU"
-        self.hidden = hidden
-        self.expand = Linear(
-            width, 2 * hidden if self.gated else hidden, n_members=n_members
-        )
-        self.contract = Linear(hidden, width, n_members=n_members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[(M,) n, d] -> [(M,) n, d]``."""
-        if self.gated:
-            # gate and value rows of `expand` as two products: no split of the
-            # [n, 2 * hidden] output, and no concatenation of its gradient
-            weight = self.expand.weight
-            bias = self.expand.bias
-            assert bias is not None
-            hidden = self.hidden
-            gate = linear(x, weight.narrow(-2, 0, hidden), bias.narrow(-1, 0, hidden))
-            value = linear(
-                x, weight.narrow(-2, hidden, hidden), bias.narrow(-1, hidden, hidden)
-            )
-            h = torch.nn.functional.silu(gate) * value
-        else:
-            h = torch.nn.functional.silu(self.expand(x))
-        return self.contract(h)
 
 
 class CutoffAttention(torch.nn.Module):
@@ -187,10 +153,14 @@ def key_bias_grid(graph: EdgeGraph, edge_weights: torch.Tensor) -> torch.Tensor:
 
 
 class TransformerBlock(torch.nn.Module):
-    """One PET transformer block on packed tokens ``[(M,) N + E, d]``: attention
-    then feed-forward, each with a residual and a normalisation, before (pre-LN) or
-    after (post-LN) the residual.
+    """One PET transformer block on the tokens of the atoms and edges of a chunk:
+    attention then feed-forward, each with a residual and a normalisation, before
+    (pre-LN) or after (post-LN) the residual.
 
+    :param central_width: ``0``: the centres are ``width``-wide tokens like the
+        edges; otherwise the width of every atom's state, which a
+        :class:`.central_stream.CentralStream` turns into the centre's token and
+        updates from its output
     :param n_members: leading member axis of the weights (see :mod:`.members`)
     """
 
@@ -203,6 +173,7 @@ class TransformerBlock(torch.nn.Module):
         activation: str,
         temperature: float,
         pre_norm: bool,
+        central_width: int = 0,
         n_members: int = 0,
     ):
         super().__init__()
@@ -211,11 +182,32 @@ class TransformerBlock(torch.nn.Module):
         self.feedforward = FeedForward(width, feedforward, activation, n_members)
         self.norm_attention = Norm(normalization, width, n_members)
         self.norm_feedforward = Norm(normalization, width, n_members)
+        self.stream: Optional[CentralStream] = None
+        if central_width > 0:
+            self.stream = CentralStream(
+                central_width, width, normalization, activation, n_members
+            )
 
-    def forward(self, tokens: torch.Tensor, chunk: AtomChunk) -> torch.Tensor:
-        """Packed tokens of ``chunk`` in and out; see :class:`CutoffAttention`."""
+    def forward(
+        self, central: torch.Tensor, edges: torch.Tensor, chunk: AtomChunk
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        :param central: ``[(M,) n, d]`` centre tokens of the ``n`` atoms of
+            ``chunk``, or their ``[(M,) n, central_width]`` states
+        :param edges: ``[(M,) e, d]`` tokens of the ``e`` edges of ``chunk``
+        :return: the updated ``central`` and ``edges`` (see :class:`CutoffAttention`)
+        """
+        stream = self.stream
+        token = central if stream is None else stream.token(central)
+        tokens = torch.cat([token, edges], dim=-2)
         if self.pre_norm:
             tokens = tokens + self.attention(self.norm_attention(tokens), chunk)
-            return tokens + self.feedforward(self.norm_feedforward(tokens))
-        tokens = self.norm_attention(tokens + self.attention(tokens, chunk))
-        return self.norm_feedforward(tokens + self.feedforward(tokens))
+            tokens = tokens + self.feedforward(self.norm_feedforward(tokens))
+        else:
+            tokens = self.norm_attention(tokens + self.attention(tokens, chunk))
+            tokens = self.norm_feedforward(tokens + self.feedforward(tokens))
+        n_atoms = central.shape[-2]
+        out = tokens.narrow(-2, 0, n_atoms)
+        if stream is not None:
+            out = stream(central, out)
+        return out, tokens.narrow(-2, n_atoms, tokens.shape[-2] - n_atoms)
