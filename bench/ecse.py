@@ -402,6 +402,25 @@ def accuracy_part(args) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------- report
+def source_commit() -> str:
+    """The git commit of the ``pet_mta`` package that is imported, with a note if
+    its sources differ from that commit."""
+    import subprocess
+
+    import pet_mta
+
+    source = Path(pet_mta.__file__).resolve().parent
+
+    def git(*command: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(source), *command], capture_output=True, text=True
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", ".")
+    return commit + (" (with uncommitted changes in pet_mta/)" if dirty else "")
+
+
 def machine() -> Dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
@@ -420,12 +439,18 @@ def machine() -> Dict[str, Any]:
 
 def meta_lines(meta: Dict[str, Any]) -> List[str]:
     machine = meta["machine"]
+    commit = (
+        f"pet_mta at commit {meta['commit']}"
+        if meta.get("commit")
+        else "commit not recorded (measured with the code of that date, before "
+        "this page recorded commits; not rerun since)"
+    )
     return [
-        f"Command: `{meta['command']}` ({meta['date']}).",
+        f"Command: `{meta['command']}` ({meta['date']}; {commit}).",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores (shared with another "
-        f"benchmark running on the other core), {machine['threads']} torch "
-        f"thread; torch {machine['torch']}, Python {machine['python']}.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores (shared with other "
+        f"jobs), {machine['threads']} torch thread; torch {machine['torch']}, "
+        f"Python {machine['python']}.",
         "",
     ]
 
@@ -540,6 +565,14 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
     lines = ["# ECSE: cost, frames and equivariance error", ""]
     cost = results.get("cost")
     if cost:
+        lines += [
+            "Cost part measured at commit "
+            f"{cost['meta'].get('commit', 'not recorded')} ({cost['meta']['date']}). "
+            "Matched accuracy against metatomic's Lebedev grid: `ecse_grid.md`; "
+            "cost and peak memory against N for every frame rule: "
+            "`ecse_scaling.md`.",
+            "",
+        ]
         backbone = cost["backbone"]
         hypers = ", ".join(
             f"`{k}={v}`" for k, v in backbone.items() if k not in ("parameters",)
@@ -552,13 +585,18 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
             f"Backbone: a random-weight pet_mta PET ({hypers}; "
             f"{backbone['parameters']} parameters; interaction range "
             f"{cost['interaction_range']:g} Å). ECSE: `pet_mta.Symmetrized` with its "
-            "default frame settings (frames from neighbours within the backbone's "
-            "cutoff, no inversion: exact SO(3)). Lebedev: metatomic's "
+            "default frame settings (the published frame rule: frames from the "
+            "neighbour pairs within the backbone's cutoff, `spread_margin=1.0`, no "
+            "pruning, no inversion: exact SO(3)); local mode with its default "
+            "`low_memory` (each batch of rotated copies differentiated at once). "
+            "Lebedev: metatomic's "
             "`SymmetrizedModel(pet, max_angular_momentum_target=0)`, its default "
             f"grid ({cost['rows'][0]['lebedev_rotations']} rotations); *Lebedev, "
             f"fine*: the same with `max_angular_momentum_grid={FINE_GRID}` "
             f"({cost['rows'][0]['lebedev_fine_rotations']} rotations), run only "
-            "where it fits in memory.",
+            "where it fits in memory. `SymmetrizedModel` averages over O(3): every "
+            "grid rotation is evaluated as a proper and an improper copy, twice as "
+            "many backbone evaluations as rotations.",
             "",
             *cost_table(cost),
             "",
@@ -579,11 +617,7 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
             "- **frames, whole**: frames pooled over the whole structure; whole "
             "mode evaluates the backbone once per frame on the *whole* (rotated) "
             "structure.",
-            f"- Local mode is evaluated {cost['chunk']} atoms at a time "
-            "(`selected_atoms`), each part differentiated at once: the same energy "
-            "and forces, without holding the autograd graphs of all frames of all "
-            "atoms at the same time (about 3.4 MB per atom-frame for this backbone, "
-            "i.e. tens of GB for the 1000-atom cell in one call).",
+            chunk_note(cost.get("chunk", 0)),
             "",
             "Equivariance error: standard deviation of the total energy over random "
             "proper rotations of the structure, relative to its mean (float64); in "
@@ -599,6 +633,20 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
     for key in sorted(k for k in results if k.startswith("accuracy")):
         lines += accuracy_lines(results[key])
     (out / "ecse.md").write_text("\n".join(lines))
+
+
+def chunk_note(chunk: int) -> str:
+    if chunk > 0:
+        return (
+            f"- Local mode is evaluated {chunk} atoms at a time (`selected_atoms`), "
+            "each part differentiated at once: the same energy and forces, without "
+            "holding the autograd graphs of all frames of all atoms at once."
+        )
+    return (
+        "- Local mode is evaluated in one call per structure, as a user makes it "
+        "(its default `low_memory` keeps one batch of rotated copies' graph alive "
+        "at a time; peak memory against N: `ecse_scaling.md`)."
+    )
 
 
 def cost_notes(cost: Dict[str, Any]) -> List[str]:
@@ -620,9 +668,10 @@ def cost_notes(cost: Dict[str, Any]) -> List[str]:
             )
             + f" the default Lebedev average ({ratio(ch4, 'lebedev'):.3g}×, "
             f"{ch4['lebedev_rotations']} rotations), which is not exact. Local "
-            f"mode costs {ratio(ch4, 'local'):.3g}×: every atom gets its own "
-            "frames and backbone calls, so on molecules whole mode is the one to "
-            "use. Pruning frames (`n_prunings=1` or the published 4) makes ECSE "
+            f"mode costs {ratio(ch4, 'local'):.3g}× ("
+            f"{ch4['frames_local_mean']:.1f} frames per atom, each on the atom's "
+            "cut-out cluster). Pruning frames (`n_prunings=1` or the published 4) "
+            "makes ECSE "
             "cheaper for single points, at the price of energy conservation in "
             "MD (see the NVE benchmark)."
         )
@@ -647,12 +696,14 @@ def cost_notes(cost: Dict[str, Any]) -> List[str]:
         notes.append(
             "- Bulk: the local mode scales linearly, its cost per atom is flat "
             f"({per_atom}), but it costs much more than the backbone ({ratios}). "
-            "Each atom needs one backbone call per frame on its own receptive "
-            "field, so the ratio is about frames per atom × the cost of one "
-            "centre's output relative to one atom's share of a full evaluation, "
-            "plus the per-cluster overhead. The Lebedev average costs "
-            f"{lebedev} here, a fixed number of full evaluations: much cheaper in "
-            "bulk, but only approximately invariant (table below)."
+            "Every frame of every atom needs the backbone on a rotated copy of the "
+            "atom's cut-out cluster (copies batched 32 per call), so the ratio is "
+            "about frames per atom × the cost of one centre's output relative to "
+            "one atom's share of a full evaluation. The default Lebedev average "
+            f"costs {lebedev} here, a fixed number of full evaluations: much "
+            "cheaper in bulk, but only approximately invariant (table below); the "
+            "grid degree and cost it needs to reach a given error are in "
+            "`ecse_grid.md`."
         )
     skipped = [
         r
@@ -772,7 +823,13 @@ def main():
     parser.add_argument("--rotations", type=int, default=100)
     parser.add_argument("--min-rotations", type=int, default=2)
     parser.add_argument("--rotation-seconds", type=float, default=30.0)
-    parser.add_argument("--chunk", type=int, default=16, help="atoms per ECSE call")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="atoms per ECSE local-mode call (0: one call, as a user makes it; its "
+        "default low_memory bounds the memory)",
+    )
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument(
         "--max-whole-atoms",
@@ -816,6 +873,7 @@ def main():
             "command": shlex.join(["python", "bench/ecse.py", *sys.argv[1:]]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
+            "commit": source_commit(),
         }
         args.out.mkdir(parents=True, exist_ok=True)
 
