@@ -120,8 +120,10 @@ def test_default_auxiliary_is_the_rotation_average_of_the_backbone():
     request = {"energy": ModelOutput(sample_kind="atom")}
     local = local_model(systems, request)["energy"].block()
     reference = average(systems, request, None)["energy"].block()
+    # two order-7 quadratures (ours and metatomic's grid): they agree up to the
+    # backbone's orientation dependence beyond that order (seen: 1e-7 relative)
     np.testing.assert_allclose(
-        local.values[far, 0].detach(), reference.values[far, 0].detach(), atol=1e-12
+        local.values[far, 0].detach(), reference.values[far, 0].detach(), rtol=1e-6
     )
     faded = Symmetrized(pet, mode="local", auxiliary=None)(systems, request)
     assert torch.all(faded["energy"].block().values[far] == 0.0)

@@ -20,7 +20,7 @@ OPTIONS = {
     "temperature": dict(attention_temperature=2.5),
     "residual": dict(featurizer_type="residual"),
     "distance": dict(edge_embedding="distance"),
-    "central_stream": dict(central_stream=True),
+    "no central stream": dict(central_stream=False),
     "all": dict(
         transformer_type="PostLN",
         normalization="LayerNorm",

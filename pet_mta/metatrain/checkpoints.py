@@ -17,6 +17,8 @@ Version history
   upgraded models predict exactly what they predicted before.
 - model 4: the ``edge_embedding`` hyper-parameter; the upgrade sets it to
   ``cartesian``, what every earlier model used.
+- model 5: the ``central_stream`` hyper-parameter (on by default); the upgrade
+  sets it to ``False``, what every earlier model used.
 - trainer 2: the validation errors of the best and of the last epoch are stored
   (``best_validation``, ``last_validation``) to report the best-model choice; the
   upgrade sets them to ``None`` (nothing to compare with).
@@ -67,10 +69,16 @@ def _model_v3_to_v4(checkpoint: Checkpoint) -> None:
     checkpoint["model_data"]["model_hypers"].setdefault("edge_embedding", "cartesian")
 
 
+def _model_v4_to_v5(checkpoint: Checkpoint) -> None:
+    """Earlier models had no central stream."""
+    checkpoint["model_data"]["model_hypers"].setdefault("central_stream", False)
+
+
 MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _model_v1_to_v2,
     _model_v2_to_v3,
     _model_v3_to_v4,
+    _model_v4_to_v5,
 ]
 
 
