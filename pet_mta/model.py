@@ -25,7 +25,7 @@ from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer, central_state_width
 from .modules.graph import EdgeGraph, build_edge_graph
-from .modules.members import Embedding, Linear, zero_rows
+from .modules.members import Embedding, Linear, Norm, zero_rows
 from .modules.readout import TargetReadout, atomic_stress
 from .modules.receptive_field import AtomSubset, trimmed_subsets
 from .modules.selection import cell_volumes, check_dtype, select_atoms
@@ -139,16 +139,11 @@ class PET(torch.nn.Module):
             [GNNLayer(self.hypers, n_species, members) for _ in range(n_layers)]
         )
         n_readout = n_layers if self.residual_readout else 1
-        self.central_width = central_state_width(self.hypers) or d_pet
+        state_width = central_state_width(self.hypers)
+        self.central_width = state_width or d_pet
         """Width of the atoms' central tokens or states (``d_pet`` or ``d_node``)."""
         self.node_features = torch.nn.ModuleList(
-            [
-                torch.nn.Sequential(
-                    Linear(self.central_width, d_node, n_members=members),
-                    torch.nn.SiLU(),
-                )
-                for _ in range(n_readout)
-            ]
+            [self._node_features(state_width, d_pet, d_node) for _ in range(n_readout)]
         )
         self.readouts = torch.nn.ModuleDict(
             {
@@ -198,6 +193,20 @@ class PET(torch.nn.Module):
         self.neighbor_options = NeighborListOptions(
             cutoff=self.cutoff, full_list=True, strict=True, requestor="pet_mta"
         )
+
+    def _node_features(
+        self, state_width: int, d_pet: int, d_node: int
+    ) -> torch.nn.Sequential:
+        """``[(M,) n, c] -> [(M,) n, d_node]``: the features the node heads read from
+        a central token (``Linear``, ``SiLU``) or a central-stream state (normalised
+        first: the state is a sum of residual updates, of unbounded size)."""
+        members = self.n_members
+        layers: List[torch.nn.Module] = []
+        if state_width > 0:
+            layers.append(Norm(self.hypers["normalization"], state_width, members))
+        layers.append(Linear(state_width or d_pet, d_node, n_members=members))
+        layers.append(torch.nn.SiLU())
+        return torch.nn.Sequential(*layers)
 
     @classmethod
     def from_architecture(cls, architecture: str, n_members: int = 0) -> "PET":

@@ -60,11 +60,12 @@ def test_core_imports_without_metatrain():
 
 def test_defaults_are_those_of_pet():
     """Every hyper-parameter of ``pet`` with the same default; pet_mta adds
-    ``edge_embedding`` only."""
+    ``central_stream`` and ``edge_embedding`` only."""
     ours = get_default_hypers("pet_mta")
     theirs = get_default_hypers("pet")
     assert {k: ours["model"][k] for k in theirs["model"]} == theirs["model"]
-    assert sorted(set(ours["model"]) - set(theirs["model"])) == ["edge_embedding"]
+    added = sorted(set(ours["model"]) - set(theirs["model"]))
+    assert added == ["central_stream", "edge_embedding"]
     assert ours["training"] == theirs["training"]
 
 
