@@ -48,10 +48,15 @@ ROWS = [
     ("alloy", 256, "margin"),
     ("water", 192, "margin"),
     ("alloy", 108, "float32"),
+    ("fcc", 500, "margin"),
+    ("fcc", 1000, "margin"),
+    ("fcc", 256, "default"),
+    ("fcc", 500, "default"),
 ]
 MARGIN = 0.02
 """``spread_margin`` of the ``margin`` and ``float32`` variants."""
 REPEATS = {32: (2, 2, 2), 108: (3, 3, 3), 256: (4, 4, 4), 500: (5, 5, 5)}
+REPEATS[1000] = (5, 5, 10)
 
 
 def structure(kind: str, n: int):
@@ -74,7 +79,8 @@ def structure(kind: str, n: int):
 def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
     """Measure one row in this process (called in a child process).
 
-    Plain (three calls) and ECSE (one call) alternate ``repeats`` times; every time
+    ECSE runs once first (the process peak then is ECSE's own), then plain (three
+    calls) and ECSE (one call) alternate, ``repeats`` ECSE calls in all; every time
     is the minimum over its calls, as wall-clock and as CPU time of this process
     (the steadier one on a machine shared with other jobs).
     """
@@ -85,7 +91,7 @@ def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
     from pet_mta.neighbors import systems_from_ase
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from ecse import bench_model
+    from ecse import bench_model, source_commit
 
     torch.set_num_threads(1)
     dtype = torch.float32 if variant == "float32" else torch.float64
@@ -107,13 +113,16 @@ def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
     systems = systems_from_ase([atoms], model, dtype=dtype)
     mode = "local" if model.use_local_mode(systems) else "whole"
     frames = frames_per_atom(model, systems[0])
-    energy_forces(pet)
+    # ECSE first: the process peak before any plain call is ECSE's own
+    ecse: List[Tuple[float, float]] = [energy_forces(model)]
+    ecse_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
+    energy_forces(pet)  # warm-up
     plain: List[Tuple[float, float]] = []
-    ecse: List[Tuple[float, float]] = []
-    for _ in range(repeats):
+    for k in range(repeats):
         plain += [energy_forces(pet) for _ in range(3)]
-        ecse.append(energy_forces(model))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
+        if k > 0:
+            ecse.append(energy_forces(model))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     plain_s, ecse_s = min(t[0] for t in plain), min(t[0] for t in ecse)
     plain_cpu, ecse_cpu = min(t[1] for t in plain), min(t[1] for t in ecse)
     return {
@@ -131,6 +140,8 @@ def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
         "ecse_cpu_s": ecse_cpu,
         "cpu_ratio": ecse_cpu / plain_cpu,
         "peak_gb": peak,
+        "ecse_peak_gb": ecse_peak,
+        "commit": source_commit(),
     }
 
 
@@ -174,20 +185,23 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "process, every time is the minimum over its calls: wall-clock (*plain*, "
         "*ECSE*, *ratio*) and CPU time of the process (*CPU ratio*, the steadier "
         "one when other jobs share the cores). Peak: the maximum resident memory "
-        "of the process (Python, torch and the plain runs included).",
+        "of the process (Python, torch and the plain runs included); *ECSE peak*: "
+        "the same after the first ECSE call, made before any plain call (ECSE's "
+        "own peak; rows measured since this column exists).",
         "",
         "| structure | N | variant | mode | frames/atom | repeats | plain | ECSE | "
-        "ECSE per atom | ratio | CPU ratio | peak memory |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "ECSE per atom | ratio | CPU ratio | peak memory | ECSE peak | commit |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["variant"], r["structure"], r["atoms"])):
         cpu = f"{r['cpu_ratio']:.0f}x" if "cpu_ratio" in r else "-"
+        ecse_peak = f"{r['ecse_peak_gb']:.2f} GB" if "ecse_peak_gb" in r else "-"
         lines.append(
             f"| {r['structure']} | {r['atoms']} | {r['variant']} | {r['mode']} | "
             f"{r['frames_per_atom']:.1f} | {r.get('repeats', 1)} | "
             f"{r['plain_s']:.3f} s | {r['ecse_s']:.1f} s | "
             f"{r['ecse_s'] / r['atoms']:.2f} s | {r['ratio']:.0f}x | {cpu} | "
-            f"{r['peak_gb']:.2f} GB |"
+            f"{r['peak_gb']:.2f} GB | {ecse_peak} | {r.get('commit', '-')} |"
         )
     lines += [
         "",
@@ -199,9 +213,10 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "model in float32 (frames, weights and averages stay float64), ratio to "
         "the float32 plain model.",
         "- Where the time goes, and the ratio before and after each lever: "
-        "`ecse_cost.md` (ECSE local mode cost page). The *ECSE* section "
-        "(`bench/ecse.py`) was measured before this frame rule, before "
-        "`low_memory` became the default and before those levers.",
+        "`ecse_cost.md` (ECSE local mode cost page). *commit*: the pet_mta commit "
+        "a row was measured at (`-`: not recorded, rows measured before the "
+        "column existed).",
+        *memory_lines(rows),
     ]
     if any("cpu_ratio" not in r for r in rows):
         lines += [
@@ -214,13 +229,48 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
     (out / "ecse_scaling.md").write_text("\n".join(lines) + "\n")
 
 
+def memory_fit(rows: List[Dict[str, Any]]) -> Tuple[float, float, float]:
+    """Least-squares line through peak memory (GB) against atoms: intercept (GB),
+    slope (MB per atom) and the largest deviation of a row from it (GB)."""
+    import numpy as np
+
+    n = np.array([r["atoms"] for r in rows], dtype=float)
+    peak = np.array([r["peak_gb"] for r in rows])
+    slope, intercept = np.polyfit(n, peak, 1)
+    return intercept, 1000 * slope, float(np.abs(intercept + slope * n - peak).max())
+
+
+def memory_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    """One line per structure and variant with three sizes or more: is the peak
+    memory linear in N?"""
+    series: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for r in rows:
+        series.setdefault((r["structure"], r["variant"]), []).append(r)
+    lines = []
+    for (kind, variant), mine in sorted(series.items()):
+        if len({r["atoms"] for r in mine}) < 3:
+            continue
+        intercept, slope, worst = memory_fit(mine)
+        sizes = ", ".join(
+            str(r["atoms"]) for r in sorted(mine, key=lambda r: r["atoms"])
+        )
+        low, high = min(r["peak_gb"] for r in mine), max(r["peak_gb"] for r in mine)
+        lines.append(
+            f"- Peak memory, {kind} {variant} (N = {sizes}): {low:.2f} to "
+            f"{high:.2f} GB; least-squares line {intercept:.2f} GB + {slope:.2f} MB "
+            f"per atom, largest deviation of a row from it {worst:.2f} GB (the "
+            "intercept is Python, torch and the model)."
+        )
+    return lines
+
+
 def write_plot(results: Dict[str, Any], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
     for variant, style in (("default", "-"), ("margin", ":")):
         rows = [r for r in results["rows"] if r["variant"] == variant]
         for kind, marker in (("fcc", "o"), ("alloy", "s"), ("water", "^")):
@@ -231,20 +281,28 @@ def write_plot(results: Dict[str, Any], out: Path) -> None:
                 continue
             n = [r["atoms"] for r in mine]
             label = f"{kind}, {variant}"
+            # CPU time where measured: steadier than the wall clock on shared cores
             values = (
-                [r["ecse_s"] / r["atoms"] for r in mine],
+                [r.get("cpu_ratio", r["ratio"]) for r in mine],
+                [r.get("ecse_cpu_s", r["ecse_s"]) / r["atoms"] for r in mine],
                 [r["peak_gb"] for r in mine],
                 [r["frames_per_atom"] for r in mine],
             )
             for ax, y in zip(axes, values):
                 ax.plot(n, y, marker=marker, ls=style, label=label)
     for ax, label in zip(
-        axes, ("ECSE time per atom (s)", "peak memory (GB)", "frames per atom")
+        axes,
+        (
+            "cost ratio to the plain model (CPU)",
+            "ECSE CPU time per atom (s)",
+            "peak memory (GB)",
+            "frames per atom",
+        ),
     ):
         ax.set_xlabel("atoms")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[1].axhline(4.0, color="k", lw=0.8, ls="--")
+    axes[2].axhline(4.0, color="k", lw=0.8, ls="--")
     axes[0].legend()
     fig.suptitle(
         "ECSE, local mode with low memory: default and margin rules, "
@@ -265,7 +323,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--max-atoms", type=int, default=256)
+    parser.add_argument("--max-atoms", type=int, default=1000)
     parser.add_argument(
         "--rows",
         nargs="+",
@@ -282,6 +340,9 @@ def main() -> None:
     path = args.out / "ecse_scaling.json"
     if args.report_only:
         results = json.loads(path.read_text())
+        if args.note:
+            results["note"] = args.note
+            path.write_text(json.dumps(results, indent=1))
     else:
         sys.path.insert(0, str(ROOT / "bench"))
         from ecse import machine
