@@ -42,6 +42,16 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
         "bench/ecse_scaling.py",
     ),
     (
+        "ecse_grid",
+        "ECSE against metatomic's rotation-grid average at matched accuracy",
+        "bench/ecse_grid.py",
+    ),
+    (
+        "ecse_cost",
+        "ECSE local mode: where the time goes (profile and levers)",
+        "bench/ecse.py",
+    ),
+    (
         "spherical",
         "Spherical targets: a polarizability, plain and symmetrized",
         "bench/spherical.py",
