@@ -171,7 +171,7 @@ MODEL_HYPERS: List[Hyper] = [
     ),
     Hyper(
         "central_stream",
-        True,
+        False,
         bool,
         "",
         "every atom carries a `d_node`-wide state through the transformer blocks "

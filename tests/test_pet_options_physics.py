@@ -20,7 +20,7 @@ OPTIONS = {
     "temperature": dict(attention_temperature=2.5),
     "residual": dict(featurizer_type="residual"),
     "distance": dict(edge_embedding="distance"),
-    "no central stream": dict(central_stream=False),
+    "central_stream": dict(central_stream=True),
     "all": dict(
         transformer_type="PostLN",
         normalization="LayerNorm",

@@ -17,8 +17,8 @@ Version history
   upgraded models predict exactly what they predicted before.
 - model 4: the ``edge_embedding`` hyper-parameter; the upgrade sets it to
   ``cartesian``, what every earlier model used.
-- model 5: the ``central_stream`` hyper-parameter (on by default); the upgrade
-  sets it to ``False``, what every earlier model used.
+- model 5: the ``central_stream`` hyper-parameter; the upgrade sets it to
+  ``False``, what every earlier model used.
 - trainer 2: the validation errors of the best and of the last epoch are stored
   (``best_validation``, ``last_validation``) to report the best-model choice; the
   upgrade sets them to ``None`` (nothing to compare with).
