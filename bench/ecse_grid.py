@@ -37,7 +37,6 @@ Results go to ``docs/src/bench/ecse_grid.{json,md,png}``.
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -53,6 +52,7 @@ from metatomic.torch import ModelOutput
 from metatomic.torch.o3 import SymmetrizedModel
 
 from pet_mta import Symmetrized
+from pet_mta.files import atomic_write
 from pet_mta.neighbors import systems_from_ase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -583,9 +583,8 @@ def main() -> None:
             row = structure_rows(pet, name, makers[name](), args, previous)
             if previous is None:
                 results["rows"].append(row)
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            os.replace(tmp, path)
+            text = json.dumps(results, indent=1)
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
     write_report(results, args.out)
     write_plot(results, args.out)
 

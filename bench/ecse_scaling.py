@@ -384,9 +384,12 @@ def main() -> None:
             "rows": rows,
         }
         args.out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, path)
+        # imported here: pet_mta imports torch, which this parent process (it only
+        # starts the measured children) never needs otherwise
+        from pet_mta.files import atomic_write
+
+        text = json.dumps(results, indent=1)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     write_report(results, args.out)
     write_plot(results, args.out)
 
