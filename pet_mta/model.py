@@ -110,6 +110,10 @@ class PET(torch.nn.Module):
         self.tokens_per_chunk = 16384
         """Message-passing layers run on chunks of atoms with at most this many
         padded tokens (see :mod:`pet_mta.modules.chunks`); changes no result."""
+        self.read_tokens_only = True
+        """With ``selected_atoms``, the last transformer block of every GNN layer but
+        the last computes only the tokens that the next layer and the read-outs
+        read (see :mod:`pet_mta.modules.receptive_field`); changes no result."""
         self.min_distance = self.__pet_min_distance__
         self.residual_readout = self.hypers["featurizer_type"] == "residual"
         n_species = len(types)
@@ -298,7 +302,13 @@ class PET(torch.nn.Module):
         subsets: List[AtomSubset] = []
         if selected_atoms is not None:
             subsets = trimmed_subsets(
-                graph, key_bias, chosen, len(self.gnn_layers), budget
+                graph,
+                key_bias,
+                chosen,
+                len(self.gnn_layers),
+                budget,
+                self.residual_readout,
+                self.read_tokens_only,
             )
         node_features, edge_features = self._sequences(graph, key_bias, subsets, budget)
         centers = graph.centers
@@ -428,11 +438,13 @@ class PET(torch.nn.Module):
                     layer_graph = subset.graph
                     chunks = subset.chunks
                     reverse = layer_graph.reverse
-                    central = central.index_select(-2, previous.atom_rows(subset.atoms))
+                    central = central.index_select(
+                        -2, previous.out_atom_rows(subset.atoms)
+                    )
                     messages = messages.index_select(
                         -2, previous.edge_rows(subset.edges)
                     )
-                    reverse_rows = previous.edge_rows(
+                    reverse_rows = previous.out_edge_rows(
                         torch.where(reverse >= 0, reverse, subset.edges)
                     )
                     neighbor_species = graph.species.index_select(
@@ -454,10 +466,10 @@ class PET(torch.nn.Module):
                 if trimmed:
                     last, subset = subsets[-1], subsets[k]
                     node_features.append(
-                        central.index_select(-2, subset.atom_rows(last.atoms))
+                        central.index_select(-2, subset.out_atom_rows(last.atoms))
                     )
                     edge_features.append(
-                        edge_out.index_select(-2, subset.edge_rows(last.edges))
+                        edge_out.index_select(-2, subset.out_edge_rows(last.edges))
                     )
                 else:
                     node_features.append(central)

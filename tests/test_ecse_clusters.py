@@ -136,3 +136,39 @@ def test_only_pet_clusters_are_trimmed(tmp_path):
     assert Symmetrized(pet, mode="local").cluster_reach < math.inf
     pet.export().save(str(tmp_path / "pet.pt"))
     assert Symmetrized(str(tmp_path / "pet.pt"), mode="local").cluster_reach < math.inf
+
+
+@pytest.mark.parametrize(
+    "hypers",
+    [
+        {"num_gnn_layers": 2},
+        {"num_gnn_layers": 2, "central_stream": True, "featurizer_type": "residual"},
+        {"num_gnn_layers": 3, "central_stream": True},
+    ],
+)
+def test_local_mode_with_the_read_tokens_only(hypers):
+    """ECSE's local mode gives the same energy, forces and virial when the
+    backbone's last blocks compute only the tokens the next layer reads."""
+    pet = tiny_pet(num_attention_layers=2, **hypers)
+    model = Symmetrized(pet, mode="local")
+    atoms = triclinic_alloy()
+    results = []
+    computed = [0, 0]  # output tokens of the first layer's last block
+
+    def count(module, args, out):
+        computed[int(pet.read_tokens_only)] += out[0].shape[0] + out[1].shape[0]
+
+    handle = pet.gnn_layers[0].blocks[-1].register_forward_hook(count)
+    for read_only in (False, True):
+        pet.read_tokens_only = read_only
+        systems = make_systems(atoms, model)
+        energy = model(systems, ENERGY)["energy"].block().values.sum()
+        grads = torch.autograd.grad(energy, [systems[0].positions, systems[0].cell])
+        results.append((energy.detach(), grads))
+    handle.remove()
+    assert computed[1] < computed[0] / 3
+    (expected, expected_grads), (energy, grads) = results
+    torch.testing.assert_close(energy, expected, rtol=0, atol=1e-12)
+    for grad, reference in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, reference, rtol=0, atol=1e-12)
+    assert float(grads[0].abs().max()) > 1e-6

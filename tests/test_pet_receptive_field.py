@@ -237,3 +237,94 @@ def test_scripted_model_and_empty_selection():
             torch.zeros(2, 3, 1, dtype=torch.float64),
         )
         assert float(forces.abs().max()) == 0.0
+
+
+def _last_block_rows(model, frames, selection):
+    """Output tokens (centres + edges) of every GNN layer's last transformer block
+    in one energy evaluation."""
+    rows = [0 for _ in model.gnn_layers]
+    handles = []
+    for k, layer in enumerate(model.gnn_layers):
+
+        def count(module, args, out, _k=k):
+            rows[_k] += out[0].shape[-2] + out[1].shape[-2]
+
+        handles.append(layer.blocks[-1].register_forward_hook(count))
+    _evaluate(model, frames, selection, {"energy": ModelOutput(sample_kind="atom")})
+    for handle in handles:
+        handle.remove()
+    return rows
+
+
+def _read_tokens(frames, rows, every_layer):
+    """Tokens of the first of two GNN layers that the second one (and with
+    ``every_layer`` the read-outs) reads: the centres of the selected atoms and the
+    reverse ``j -> i`` of their edges ``i -> j`` (with ``every_layer``, also their
+    own edges), counted with ASE's neighbour list."""
+    first = np.cumsum([0] + [len(f) for f in frames])
+    edges = set()
+    for f, frame in enumerate(frames):
+        i, j, shift = ase.neighborlist.neighbor_list("ijS", frame, CUTOFF)
+        for a, b, s in zip(i + first[f], j + first[f], shift.tolist()):
+            if a in rows:
+                edges.add((int(b), int(a), tuple(-x for x in s)))
+                if every_layer:
+                    edges.add((int(a), int(b), tuple(s)))
+    return len(rows) + len(edges)
+
+
+@pytest.mark.parametrize("featurizer_type", ["feedforward", "residual"])
+def test_the_last_block_computes_the_read_tokens_only(featurizer_type):
+    model = tiny_pet(num_attention_layers=2, featurizer_type=featurizer_type)
+    frames = _frames()
+    rows = _global_rows(frames, SELECTION)
+    every_layer = featurizer_type == "residual"
+    own = _read_tokens(frames, rows, every_layer=False) - len(rows)
+    expected = [_read_tokens(frames, rows, every_layer), len(rows) + own]
+    assert _last_block_rows(model, frames, SELECTION) == expected
+    # without it, the first layer's last block computes every token of its atoms
+    model.read_tokens_only = False
+    untrimmed = _last_block_rows(model, frames, SELECTION)
+    assert untrimmed[1] == expected[1] and untrimmed[0] > 5 * expected[0]
+
+
+@pytest.mark.parametrize(
+    "hypers",
+    [
+        {},
+        {"featurizer_type": "residual"},
+        {"central_stream": True},
+        {"featurizer_type": "residual", "central_stream": True},
+        {"transformer_type": "PostLN", "central_stream": True},
+        {"num_gnn_layers": 3, "activation": "SiLU", "normalization": "LayerNorm"},
+    ],
+)
+@pytest.mark.parametrize("tokens_per_chunk", [16384, 64])
+def test_read_tokens_only_changes_no_result(hypers, tokens_per_chunk):
+    """Outputs and forces with the last blocks computing the read tokens only, the
+    same as with every token and as the full computation, to round-off."""
+    model = tiny_pet(targets=TARGETS, num_attention_layers=2, **hypers)
+    model.tokens_per_chunk = tokens_per_chunk
+    frames = _frames()
+    per_atom = {
+        "energy": ModelOutput(sample_kind="atom"),
+        "mtt::dipole": ModelOutput(sample_kind="atom"),
+        "feature": ModelOutput(sample_kind="atom"),
+        "mtt::aux::energy_last_layer_features": ModelOutput(sample_kind="atom"),
+    }
+    results = []
+    for read_only in (False, True):
+        model.read_tokens_only = read_only
+        values, _ = _evaluate(model, frames, SELECTION, per_atom)
+        gradients = _selected_energy_gradients(model, frames, trim=True)
+        results.append((values, gradients))
+    (expected, expected_grads), (actual, grads) = results
+    full, _ = _evaluate(model, frames, None, per_atom)
+    rows = _global_rows(frames, SELECTION)
+    for name in per_atom:
+        reference = actual[name].block().values
+        for other in (expected[name].block().values, full[name].block().values[rows]):
+            torch.testing.assert_close(reference, other, rtol=0, atol=1e-12)
+    for grad, reference in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, reference, rtol=0, atol=1e-12)
+    assert float(grads[0].abs().sum()) > 0 and float(grads[1].abs().sum()) > 0

@@ -10,7 +10,7 @@ grew 2.5x from 1,000 to 4,000 atoms on one CPU core. Chunks of a few thousand to
 keep blocks small enough to be reused, and the cost per atom flat.
 """
 
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -38,6 +38,34 @@ class AtomChunk:
         self.token_atom = token_atom  # [n + e] sequence of every token, in the chunk
         self.token_slot = token_slot  # [n + e] slot of every token in its sequence
         self.key_bias = key_bias  # [n, T] log cutoff weights of the chunk's sequences
+        # the tokens whose output the chunk's last transformer block computes (see
+        # :meth:`read_only`); None: every token
+        self.queries = torch.jit.annotate(Optional[torch.Tensor], None)  # [q] sorted
+        self.query_slot = torch.jit.annotate(Optional[torch.Tensor], None)  # [q]
+        self.max_queries = 0  # most queries of one sequence
+        self.query_atoms = 0  # how many queries are centre tokens
+
+    def read_only(self, mask: torch.Tensor) -> None:
+        """Let the last transformer block compute the output of the tokens in
+        ``mask`` only (``[n + e]`` booleans over the chunk's packed tokens); its
+        attention still uses every token as key and value.
+
+        Every query gets a row in its sequence's ``[max_queries]`` query grid
+        (``query_slot``: its rank among its sequence's queries).
+        """
+        n_atoms = self.key_bias.shape[0]
+        queries = torch.nonzero(mask).flatten()
+        sequence = self.token_atom.index_select(0, queries)
+        counts = torch.bincount(sequence, minlength=n_atoms)
+        order = torch.argsort(sequence, stable=True)
+        first = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(queries.shape[0], device=queries.device)
+        slot = torch.empty_like(queries)
+        slot[order] = rank - first.index_select(0, sequence.index_select(0, order))
+        self.queries = queries
+        self.query_slot = slot
+        self.max_queries = max(1, int(torch.max(counts))) if n_atoms > 0 else 1
+        self.query_atoms = int(torch.count_nonzero(queries < n_atoms))
 
 
 def split_atoms(

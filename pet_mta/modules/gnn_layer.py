@@ -63,12 +63,15 @@ class GNNLayer(torch.nn.Module):
         :param vectors: ``[e, 3]`` and ``distances``: ``[e]``, geometry of their edges
         :param projected: ``[(M,) e, d_pet]`` incoming messages after
             ``tokenizer.project_messages``
-        :return: output central ``[(M,) n, c]`` and edge ``[(M,) e, d_pet]`` tokens
+        :return: output central ``[(M,) n, c]`` and edge ``[(M,) e, d_pet]`` tokens;
+            if ``chunk`` has queries (:meth:`.chunks.AtomChunk.read_only`), those of
+            the queries only (the last block computes no other)
         """
         central = central + self.central_embedding(species)
         edges = self.tokenizer.tokens(vectors, distances, projected)
-        for block in self.blocks:
-            central, edges = block(central, edges, chunk)
+        last = len(self.blocks) - 1
+        for k, block in enumerate(self.blocks):
+            central, edges = block(central, edges, chunk, k == last)
         return central, edges
 
     def by_chunks(
@@ -81,7 +84,8 @@ class GNNLayer(torch.nn.Module):
         """This layer over all atoms, chunk by chunk (see :mod:`.chunks`); same result
         as one call on all atoms.
 
-        :return: central tokens ``[(M,) N, d]`` and edge tokens ``[(M,) E, d]``
+        :return: central tokens ``[(M,) N, d]`` and edge tokens ``[(M,) E, d]``, or
+            those of the chunks' queries, in order
         """
         if len(chunks) == 1:
             return self(

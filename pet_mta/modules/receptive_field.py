@@ -10,6 +10,12 @@ so layer ``l - 1`` must compute the sequences of ``i``'s neighbours too, and so 
 A layer whose needed set is a strict subset of the atoms runs on those sequences only
 (:class:`AtomSubset`); the rows of the next, smaller subset are gathered from its
 outputs, and the read-outs run on the selected atoms only.
+
+Of the atoms in ``needed[l - 1]`` but not in ``needed[l]``, layer ``l`` reads only the
+edges ``j -> i`` towards ``needed[l]``; of the others, the centre and those same
+edges (and every token of the selected atoms with the residual featurizer). The last
+transformer block of layer ``l - 1`` computes those outputs only
+(:func:`read_only`): its attention still takes every token as key and value.
 """
 
 from typing import List
@@ -44,6 +50,10 @@ class AtomSubset:
         # the subset split as in :func:`split_atoms`, with the log cutoff weights
         # of its sequences (T' = longest + 1 slots)
         self.chunks = chunks
+        # the atoms and edges (full-graph indices, sorted) whose output tokens the
+        # layer computes: every one, or those set by :func:`read_only`
+        self.out_atoms = atoms
+        self.out_edges = edges
 
     def atom_rows(self, atoms: torch.Tensor) -> torch.Tensor:
         """Rows in this subset of ``atoms`` (full-graph indices of subset atoms)."""
@@ -52,6 +62,14 @@ class AtomSubset:
     def edge_rows(self, edges: torch.Tensor) -> torch.Tensor:
         """Rows in this subset of ``edges`` (full-graph indices of subset edges)."""
         return torch.searchsorted(self.edges, edges)
+
+    def out_atom_rows(self, atoms: torch.Tensor) -> torch.Tensor:
+        """Rows of ``atoms`` (full-graph indices) in the layer's central outputs."""
+        return torch.searchsorted(self.out_atoms, atoms)
+
+    def out_edge_rows(self, edges: torch.Tensor) -> torch.Tensor:
+        """Rows of ``edges`` (full-graph indices) in the layer's edge outputs."""
+        return torch.searchsorted(self.out_edges, edges)
 
 
 def needed_atoms(
@@ -115,19 +133,72 @@ def make_subset(
     return AtomSubset(atoms, edges, subgraph, split_atoms(subgraph, sub_bias, budget))
 
 
+def read_only(subset: AtomSubset, atoms: torch.Tensor, edges: torch.Tensor) -> None:
+    """Let the last transformer block of ``subset``'s layer compute the outputs of
+    ``atoms`` and ``edges`` only (``[a]``, ``[b]``: full-graph indices of subset
+    atoms and edges, sorted, unique); nothing changes if that is all of them."""
+    if atoms.shape[0] == subset.atoms.shape[0] and (
+        edges.shape[0] == subset.edges.shape[0]
+    ):
+        return
+    subset.out_atoms = atoms
+    subset.out_edges = edges
+    atom_mask = torch.zeros_like(subset.atoms, dtype=torch.bool)
+    atom_mask[subset.atom_rows(atoms)] = True
+    edge_mask = torch.zeros_like(subset.edges, dtype=torch.bool)
+    edge_mask[subset.edge_rows(edges)] = True
+    for chunk in subset.chunks:
+        chunk.read_only(
+            torch.cat(
+                [
+                    atom_mask[chunk.first_atom : chunk.stop_atom],
+                    edge_mask[chunk.first_edge : chunk.stop_edge],
+                ]
+            )
+        )
+
+
+def read_edges(
+    graph: EdgeGraph, following: AtomSubset, last: AtomSubset, every_layer: bool
+) -> torch.Tensor:
+    """Sorted full-graph indices ``[b]`` of the edges whose output tokens the layer
+    before ``following`` must give: the reverses of ``following``'s edges (an edge
+    without a reverse stands for itself: its message is not read), and
+    ``last``'s edges if the read-outs read ``every_layer``."""
+    edges = following.edges
+    reverse = graph.reverse.index_select(0, edges)
+    wanted = [torch.where(reverse >= 0, reverse, edges)]
+    if every_layer:
+        wanted.append(last.edges)
+    return torch.unique(torch.cat(wanted))
+
+
 def trimmed_subsets(
     graph: EdgeGraph,
     key_bias: torch.Tensor,
     selected: torch.Tensor,
     n_layers: int,
     budget: int,
+    every_layer: bool = False,
+    queries: bool = True,
 ) -> List[AtomSubset]:
     """Per layer, the :class:`AtomSubset` to compute (the first layers may need all
     atoms); an empty list when every atom is selected (nothing to trim).
 
     :param selected: ``[M]`` index of the reported atoms in the graph
+    :param every_layer: the read-outs read every layer's tokens of the selected
+        atoms (residual featurizer), not only the last layer's
+    :param queries: the last block of every layer but the last computes only the
+        tokens the next layer and the read-outs read (:func:`read_only`)
     """
     masks = needed_atoms(graph, selected, n_layers)
     if bool(torch.all(masks[-1])):
         return []
-    return [make_subset(graph, key_bias, mask, budget) for mask in masks]
+    subsets = [make_subset(graph, key_bias, mask, budget) for mask in masks]
+    if queries:
+        last = subsets[-1]
+        for k in range(n_layers - 1):
+            following = subsets[k + 1]
+            edges = read_edges(graph, following, last, every_layer)
+            read_only(subsets[k], following.atoms, edges)
+    return subsets

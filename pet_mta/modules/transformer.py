@@ -45,7 +45,9 @@ class CutoffAttention(torch.nn.Module):
         self.out = Linear(width, width, n_members=n_members)
         self.width = width
 
-    def forward(self, tokens: torch.Tensor, chunk: AtomChunk) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, chunk: AtomChunk, trim: bool = False
+    ) -> torch.Tensor:
         """
         :param tokens: packed tokens ``[(M,) n + e, d]`` of the ``n`` atoms and ``e``
             edges of ``chunk``
@@ -53,16 +55,70 @@ class CutoffAttention(torch.nn.Module):
             ``token_slot``: its position there) and the ``[n, T]`` log cutoff
             weight of every slot (``key_bias``, ``-inf`` for padding, see
             :func:`log_key_weights`)
-        :return: updated packed tokens, same shape as ``tokens``
+        :param trim: compute the output of ``chunk.queries`` only (when set, see
+            :meth:`.chunks.AtomChunk.read_only`); every token stays a key and value
+        :return: updated packed tokens ``[(M,) q, d]``: every token (``q = n + e``)
+            or the queries
         """
-        token_atom = chunk.token_atom
-        token_slot = chunk.token_slot
         key_bias = chunk.key_bias
-        n_tokens = token_atom.shape[0]
         n_atoms = key_bias.shape[0]
-        max_tokens = key_bias.shape[1]
-        heads = self.num_heads
-        head_dim = self.head_dim
+        width = self.width
+        members = 1 if tokens.dim() == 2 else tokens.shape[0]
+        sequence, slot = member_rows(
+            chunk.token_atom, chunk.token_slot, members, n_atoms
+        )
+        weight, bias = self.scaled_projection()
+        queries = chunk.queries
+        query_slot = chunk.query_slot
+        if trim and queries is not None and query_slot is not None:
+            query_sequence, query_slot = member_rows(
+                chunk.token_atom.index_select(0, queries), query_slot, members, n_atoms
+            )
+            query = self.grid(
+                linear(
+                    tokens.index_select(-2, queries),
+                    weight.narrow(-2, 0, width),
+                    bias.narrow(-1, 0, width),
+                ),
+                query_sequence,
+                query_slot,
+                members * n_atoms,
+                chunk.max_queries,
+            )[0]
+            key, value = torch.unbind(
+                self.grid(
+                    linear(
+                        tokens,
+                        weight.narrow(-2, width, 2 * width),
+                        bias.narrow(-1, width, 2 * width),
+                    ),
+                    sequence,
+                    slot,
+                    members * n_atoms,
+                    key_bias.shape[1],
+                ),
+                0,
+            )
+        else:
+            query_sequence, query_slot = sequence, slot
+            query, key, value = torch.unbind(
+                self.grid(
+                    linear(tokens, weight, bias),
+                    sequence,
+                    slot,
+                    members * n_atoms,
+                    key_bias.shape[1],
+                ),
+                0,
+            )
+        mixed = self.mix(query, key, value, key_bias, members)
+        shape: List[int] = list(tokens.shape[:-2])
+        shape.extend([-1, width])
+        return self.out(mixed[query_sequence, query_slot].reshape(shape))
+
+    def scaled_projection(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Weight ``[(M,) 3 d, d]`` and bias ``[(M,) 3 d]`` of the query, key and
+        value projection, the query rows multiplied by ``1 / sqrt(d_head)``."""
         width = self.width
         weight = self.qkv.weight
         bias = self.qkv.bias
@@ -78,43 +134,75 @@ class CutoffAttention(torch.nn.Module):
             [bias.narrow(-1, 0, width) * self.scale, bias.narrow(-1, width, 2 * width)],
             dim=-1,
         )
-        qkv = linear(tokens, weight, bias)
-        if tokens.dim() == 2:
-            members = 1
-            sequence = token_atom
-            slot = token_slot
-        else:
-            members = tokens.shape[0]
-            member = torch.arange(members, device=tokens.device)[:, None]
-            sequence = (member * n_atoms + token_atom[None, :]).reshape(-1)
-            slot = token_slot.repeat(members)
-        sequences = members * n_atoms
+        return weight, bias
+
+    def grid(
+        self,
+        projected: torch.Tensor,
+        sequence: torch.Tensor,
+        slot: torch.Tensor,
+        sequences: int,
+        rows: int,
+    ) -> torch.Tensor:
+        """Head-major grid ``[g, S * heads, rows, d_head]`` of ``g`` projections.
+
+        :param projected: ``[(M,) t, g * d]`` projected tokens
+        :param sequence: ``[M t]`` sequence (member-major) and ``slot``: row of
+            every token in the grid
+        """
+        heads = self.num_heads
+        head_dim = self.head_dim
+        groups = projected.shape[-1] // self.width
         grid = torch.zeros(
-            3,
+            groups,
             sequences,
             heads,
-            max_tokens,
+            rows,
             head_dim,
-            dtype=tokens.dtype,
-            device=tokens.device,
+            dtype=projected.dtype,
+            device=projected.device,
         )
-        # [S, T, 3, H, dh] view of the grid, filled token by token
+        # [S, rows, g, H, dh] view of the grid, filled token by token
         grid.permute(1, 3, 0, 2, 4).index_put_(
-            (sequence, slot), qkv.reshape(members * n_tokens, 3, heads, head_dim)
+            (sequence, slot), projected.reshape(-1, groups, heads, head_dim)
         )
-        batch = sequences * heads
-        query, key, value = torch.unbind(grid.view(3, batch, max_tokens, head_dim), 0)
+        return grid.view(groups, sequences * heads, rows, head_dim)
 
+    def mix(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_bias: torch.Tensor,
+        members: int,
+    ) -> torch.Tensor:
+        """Attention of the grids ``query`` ``[S H, Tq, dh]``, ``key`` and ``value``
+        ``[S H, T, dh]`` with the ``[n, T]`` log cutoff weights ``key_bias``.
+
+        :return: ``[S, Tq, H, dh]`` mixed values of every query row
+        """
+        n_atoms, max_tokens = key_bias.shape
+        heads = self.num_heads
+        rows = query.shape[1]
         logits = torch.bmm(query, key.transpose(1, 2))
-        logits = logits.view(members, n_atoms, heads, max_tokens, max_tokens)
+        logits = logits.view(members, n_atoms, heads, rows, max_tokens)
         alpha = torch.softmax(logits + key_bias[None, :, None, None, :], dim=-1)
-        mixed = torch.bmm(
-            alpha.view(batch, max_tokens, max_tokens), value
-        )  # [S * H, T, dh]
-        mixed = mixed.view(sequences, heads, max_tokens, head_dim).permute(0, 2, 1, 3)
-        shape: List[int] = list(tokens.shape[:-1])
-        shape.append(width)
-        return self.out(mixed[sequence, slot].reshape(shape))
+        mixed = torch.bmm(alpha.view(-1, rows, max_tokens), value)  # [S H, Tq, dh]
+        return mixed.view(members * n_atoms, heads, rows, self.head_dim).permute(
+            0, 2, 1, 3
+        )
+
+
+def member_rows(
+    token_atom: torch.Tensor, token_slot: torch.Tensor, members: int, n_atoms: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Sequence and slot ``[M t]`` of the tokens ``[t]`` of every member (member
+    ``m``'s sequence of atom ``a`` is ``m n + a``; ``M = 1``: the inputs)."""
+    if members == 1:
+        return token_atom, token_slot
+    member = torch.arange(members, device=token_atom.device)[:, None]
+    sequence = (member * n_atoms + token_atom[None, :]).reshape(-1)
+    return sequence, token_slot.repeat(members)
 
 
 def log_key_weights(weights: torch.Tensor) -> torch.Tensor:
@@ -189,25 +277,39 @@ class TransformerBlock(torch.nn.Module):
             )
 
     def forward(
-        self, central: torch.Tensor, edges: torch.Tensor, chunk: AtomChunk
+        self,
+        central: torch.Tensor,
+        edges: torch.Tensor,
+        chunk: AtomChunk,
+        trim: bool = False,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         :param central: ``[(M,) n, d]`` centre tokens of the ``n`` atoms of
             ``chunk``, or their ``[(M,) n, central_width]`` states
         :param edges: ``[(M,) e, d]`` tokens of the ``e`` edges of ``chunk``
-        :return: the updated ``central`` and ``edges`` (see :class:`CutoffAttention`)
+        :param trim: compute the outputs of ``chunk.queries`` only (when set): the
+            attention reads every token, the rest of the block only those
+        :return: the updated ``central`` and ``edges`` (see :class:`CutoffAttention`),
+            with ``trim`` those of the queries only (``chunk.query_atoms`` centres,
+            then the edges)
         """
         stream = self.stream
         token = central if stream is None else stream.token(central)
         tokens = torch.cat([token, edges], dim=-2)
-        if self.pre_norm:
-            tokens = tokens + self.attention(self.norm_attention(tokens), chunk)
-            tokens = tokens + self.feedforward(self.norm_feedforward(tokens))
-        else:
-            tokens = self.norm_attention(tokens + self.attention(tokens, chunk))
-            tokens = self.norm_feedforward(tokens + self.feedforward(tokens))
         n_atoms = central.shape[-2]
-        out = tokens.narrow(-2, 0, n_atoms)
+        queries = chunk.queries
+        kept = tokens
+        if trim and queries is not None:
+            kept = tokens.index_select(-2, queries)
+            n_atoms = chunk.query_atoms
+            central = central.index_select(-2, queries.narrow(0, 0, n_atoms))
+        if self.pre_norm:
+            kept = kept + self.attention(self.norm_attention(tokens), chunk, trim)
+            kept = kept + self.feedforward(self.norm_feedforward(kept))
+        else:
+            kept = self.norm_attention(kept + self.attention(tokens, chunk, trim))
+            kept = self.norm_feedforward(kept + self.feedforward(kept))
+        out = kept.narrow(-2, 0, n_atoms)
         if stream is not None:
             out = stream(central, out)
-        return out, tokens.narrow(-2, n_atoms, tokens.shape[-2] - n_atoms)
+        return out, kept.narrow(-2, n_atoms, kept.shape[-2] - n_atoms)
