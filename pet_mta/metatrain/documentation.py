@@ -153,6 +153,13 @@ class TrainerHypers(TypedDict):
     trained with forces, the mean absolute force component times 1 Å when that is
     larger (otherwise energies drift while forces are fitted on data whose energies
     per atom vary little, such as molecular clusters)."""
+    refit_baseline: bool = True
+    """After every epoch, refit the per-species offsets of the scalar targets (the
+    least-squares shift of the training set's per-atom residuals, the structures in
+    their own orientation, one forward pass without gradients) and add them to the
+    baseline. Forces do not constrain these offsets, so without the refit energies
+    can wander from epoch to epoch while forces are fitted. Baselines fixed by
+    ``atomic_baseline`` are kept, and so are all baselines when fine-tuning."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it
     (a single number per target; per-species scales are not supported)."""

@@ -45,6 +45,7 @@ from .documentation import TrainerHypers
 from .finetune import apply_finetune, fit_new_type_baselines, trainable_parameters
 from .fitting import fit_baseline, fit_scales, unit_scales
 from .model import PETModel
+from .offsets import refit_names, refit_offsets
 from .schedule import warmup_cosine
 from .selection import error_metrics, report_selection
 
@@ -238,6 +239,24 @@ class Trainer(TrainerInterface[TrainerHypers]):
         step = _Step(
             network, targets, loss_fn, scales, hypers, dtype, device, distributed
         )
+        refit, refit_loader = {}, None
+        if hypers["refit_baseline"] and hypers["finetune"]["read_from"] is None:
+            refit = {
+                name: targets[name]
+                for name in refit_names(model.pet, targets, hypers["atomic_baseline"])
+            }
+        if refit:
+            # the training structures as given (no random rotations: the model is
+            # evaluated in their orientation, like the validation set)
+            _, refit_loader, _ = make_loaders(
+                model,
+                model.dataset_info,
+                hypers,
+                train_datasets,
+                train_datasets,
+                world_size,
+                rank,
+            )
         first_epoch = 0 if self.epoch is None else self.epoch + 1
         if self.rng_state is not None:
             set_rng_state(self.rng_state)
@@ -264,6 +283,10 @@ class Trainer(TrainerInterface[TrainerHypers]):
                     train_metrics.update(predictions, batch_targets, extra)
 
             model.eval()
+            if refit:
+                self._refit_offsets(
+                    model, refit_loader, refit, dtype, device, distributed
+                )
             val_metrics = _Metrics(hypers)
             val_loss = 0.0
             with torch.set_grad_enabled(step.needs_gradients):
@@ -326,6 +349,22 @@ class Trainer(TrainerInterface[TrainerHypers]):
             )
         if distributed:
             torch.distributed.destroy_process_group()
+
+    def _refit_offsets(self, model, loader, infos, dtype, device, distributed):
+        """Refit the per-species offsets of ``infos`` on the training set
+        (:mod:`.offsets`), leaving the random state of the training as it was."""
+        state = get_rng_state()
+        refit_offsets(
+            model,
+            model.pet,
+            loader,
+            infos,
+            list(self.hypers["per_structure_targets"]),
+            dtype,
+            device,
+            distributed,
+        )
+        set_rng_state(state)
 
     def _fit_normalisation(
         self,
