@@ -61,60 +61,58 @@ class CutoffAttention(torch.nn.Module):
             or the queries
         """
         key_bias = chunk.key_bias
-        n_atoms = key_bias.shape[0]
-        width = self.width
+        n_atoms, max_tokens = key_bias.shape
         members = 1 if tokens.dim() == 2 else tokens.shape[0]
+        sequences = members * n_atoms
         sequence, slot = member_rows(
             chunk.token_atom, chunk.token_slot, members, n_atoms
         )
-        weight, bias = self.scaled_projection()
         queries = chunk.queries
         query_slot = chunk.query_slot
         if trim and queries is not None and query_slot is not None:
             query_sequence, query_slot = member_rows(
                 chunk.token_atom.index_select(0, queries), query_slot, members, n_atoms
             )
-            query = self.grid(
-                linear(
-                    tokens.index_select(-2, queries),
-                    weight.narrow(-2, 0, width),
-                    bias.narrow(-1, 0, width),
-                ),
-                query_sequence,
-                query_slot,
-                members * n_atoms,
+            query = self.project(
+                tokens.index_select(-2, queries),
+                (0, 1),
+                (query_sequence, query_slot),
+                sequences,
                 chunk.max_queries,
             )[0]
             key, value = torch.unbind(
-                self.grid(
-                    linear(
-                        tokens,
-                        weight.narrow(-2, width, 2 * width),
-                        bias.narrow(-1, width, 2 * width),
-                    ),
-                    sequence,
-                    slot,
-                    members * n_atoms,
-                    key_bias.shape[1],
-                ),
-                0,
+                self.project(tokens, (1, 2), (sequence, slot), sequences, max_tokens)
             )
         else:
             query_sequence, query_slot = sequence, slot
             query, key, value = torch.unbind(
-                self.grid(
-                    linear(tokens, weight, bias),
-                    sequence,
-                    slot,
-                    members * n_atoms,
-                    key_bias.shape[1],
-                ),
-                0,
+                self.project(tokens, (0, 3), (sequence, slot), sequences, max_tokens)
             )
         mixed = self.mix(query, key, value, key_bias, members)
         shape: List[int] = list(tokens.shape[:-2])
-        shape.extend([-1, width])
+        shape.extend([-1, self.width])
         return self.out(mixed[query_sequence, query_slot].reshape(shape))
+
+    def project(
+        self,
+        tokens: torch.Tensor,
+        groups: Tuple[int, int],
+        where: Tuple[torch.Tensor, torch.Tensor],
+        sequences: int,
+        rows: int,
+    ) -> torch.Tensor:
+        """Projections ``groups = (first, count)`` of query (0), key (1) and value
+        (2) of ``tokens`` ``[(M,) t, d]``, in a ``[count, S * heads, rows, d_head]``
+        grid at the ``[M t]`` sequences and rows ``where`` of the tokens."""
+        width = self.width
+        first, count = groups
+        weight, bias = self.scaled_projection()
+        projected = linear(
+            tokens,
+            weight.narrow(-2, first * width, count * width),
+            bias.narrow(-1, first * width, count * width),
+        )
+        return self.grid(projected, where[0], where[1], sequences, rows)
 
     def scaled_projection(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Weight ``[(M,) 3 d, d]`` and bias ``[(M,) 3 d]`` of the query, key and
