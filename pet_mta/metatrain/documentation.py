@@ -154,12 +154,13 @@ class TrainerHypers(TypedDict):
     larger (otherwise energies drift while forces are fitted on data whose energies
     per atom vary little, such as molecular clusters)."""
     refit_baseline: bool = True
-    """After every epoch, refit the per-species offsets of the scalar targets (the
-    least-squares shift of the training set's per-atom residuals, the structures in
-    their own orientation, one forward pass without gradients) and add them to the
-    baseline. Forces do not constrain these offsets, so without the refit energies
-    can wander from epoch to epoch while forces are fitted. Baselines fixed by
-    ``atomic_baseline`` are kept, and so are all baselines when fine-tuning."""
+    """After every epoch, refit the per-species offsets of the scalar targets and
+    add them to the baseline: the least-squares shift of the per-atom residuals of
+    a fixed random tenth of the training structures (at least 50), in their own
+    orientation, from one forward pass without gradients. Forces do not constrain
+    these offsets, so without the refit energies can wander from epoch to epoch
+    while forces are fitted. Baselines fixed by ``atomic_baseline`` are kept, and
+    so are all baselines when fine-tuning."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it
     (a single number per target; per-species scales are not supported)."""

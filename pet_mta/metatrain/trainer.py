@@ -45,7 +45,7 @@ from .documentation import TrainerHypers
 from .finetune import apply_finetune, fit_new_type_baselines, trainable_parameters
 from .fitting import fit_baseline, fit_scales, unit_scales
 from .model import PETModel
-from .offsets import refit_names, refit_offsets
+from .offsets import refit_names, refit_offsets, refit_subsets
 from .schedule import warmup_cosine
 from .selection import error_metrics, report_selection
 
@@ -246,16 +246,11 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 for name in refit_names(model.pet, targets, hypers["atomic_baseline"])
             }
         if refit:
-            # the training structures as given (no random rotations: the model is
+            # training structures as given (no random rotations: the model is
             # evaluated in their orientation, like the validation set)
+            subsets = refit_subsets(train_datasets)
             _, refit_loader, _ = make_loaders(
-                model,
-                model.dataset_info,
-                hypers,
-                train_datasets,
-                train_datasets,
-                world_size,
-                rank,
+                model, model.dataset_info, hypers, subsets, subsets, world_size, rank
             )
         first_epoch = 0 if self.epoch is None else self.epoch + 1
         if self.rng_state is not None:
