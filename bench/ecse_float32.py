@@ -32,7 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ecse import alloy, frame_stats, rotated, rotation_matrices  # noqa: E402
+from ecse_measure import frame_stats, rotated, rotation_matrices  # noqa: E402
+from ecse_systems import alloy  # noqa: E402
 from metatomic.torch import ModelOutput  # noqa: E402
 
 from pet_mta import PET, Symmetrized  # noqa: E402

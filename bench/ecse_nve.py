@@ -32,7 +32,7 @@ from pet_mta.md import run_nve
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ecse import frame_stats  # noqa: E402
+from ecse_measure import frame_stats  # noqa: E402
 
 SETTINGS = {
     "plain model": None,

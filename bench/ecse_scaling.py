@@ -65,7 +65,7 @@ def structure(kind: str, n: int):
     import ase.build
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from ecse import water_box
+    from ecse_systems import water_box
 
     if kind == "water":
         return water_box()
@@ -91,7 +91,8 @@ def one_row(kind: str, n: int, variant: str, repeats: int) -> Dict[str, Any]:
     from pet_mta.neighbors import systems_from_ase
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from ecse import bench_model, source_commit
+    from ecse_systems import bench_model
+    from provenance import source_commit
 
     torch.set_num_threads(1)
     dtype = torch.float32 if variant == "float32" else torch.float64
@@ -345,7 +346,7 @@ def main() -> None:
             path.write_text(json.dumps(results, indent=1))
     else:
         sys.path.insert(0, str(ROOT / "bench"))
-        from ecse import machine
+        from provenance import machine
 
         wanted = ROWS
         if args.rows:

@@ -29,8 +29,8 @@ from pet_mta import Symmetrized
 from pet_mta.neighbors import systems_from_ase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ecse import bench_model  # noqa: E402
 from ecse_scaling import MARGIN, structure  # noqa: E402
+from ecse_systems import bench_model  # noqa: E402
 
 
 def energy_forces(model, atoms, dtype) -> Tuple[float, float, float, torch.Tensor]:
