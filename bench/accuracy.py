@@ -38,7 +38,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -68,6 +67,7 @@ from accuracy_sets import (
     options,
     write_splits,
 )
+from provenance import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "src" / "bench"
@@ -366,12 +366,7 @@ def benchmark(job: Job, files: dict, args) -> dict:
 
 def provenance(args) -> dict:
     """How a result was produced: command, machine, versions, date."""
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line for line in cpuinfo if line.startswith("model name")]
-        if names:
-            cpu = names[0].split(":", 1)[1].strip()
+    cpu = cpu_name()
     threads = os.environ.get("OMP_NUM_THREADS", "1")
     versions = []
     for package in ("torch", "metatrain", "pet_mta"):
