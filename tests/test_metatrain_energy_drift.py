@@ -11,8 +11,9 @@ the same: with the energy-only scale the energies end as bad as predicting the m
 A second cause on this case: forces do not constrain the per-species energy offset,
 and with Adam it wandered by up to 150 meV/atom from one epoch to the next (with
 ``central_stream``, seed 0: 1.46 of predicting the mean at the end). Refitting the
-offsets after every epoch (``refit_baseline``) gives 0.38 there; seeds 0-1 end at
-0.19-0.43 with and without the stream (0.42-1.46 without the refit).
+offsets after every epoch (``refit_baseline``) gives 0.27 there; model seeds 0-5
+end at 0.08-0.46 with and without the stream (seeds 0-3 without the refit:
+0.12-1.46).
 """
 
 import pytest
