@@ -88,7 +88,18 @@ def _trainer_v1_to_v2(checkpoint: Checkpoint) -> None:
     checkpoint.setdefault("last_validation", None)
 
 
-TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = [_trainer_v1_to_v2]
+def _trainer_v2_to_v3(checkpoint: Checkpoint) -> None:
+    """Trainings before version 3 did not refit the per-species offsets after every
+    epoch: a restarted one goes on without (``refit_baseline: false``)."""
+    hypers = checkpoint.get("train_hypers")
+    if isinstance(hypers, dict):
+        hypers.setdefault("refit_baseline", False)
+
+
+TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = [
+    _trainer_v1_to_v2,
+    _trainer_v2_to_v3,
+]
 
 
 def upgrade(

@@ -145,7 +145,7 @@ class _Metrics:
 class Trainer(TrainerInterface[TrainerHypers]):
     """Trains a :class:`~pet_mta.metatrain.model.PETModel`; see the module doc."""
 
-    __checkpoint_version__ = 2
+    __checkpoint_version__ = 3
 
     def __init__(self, hypers: TrainerHypers) -> None:
         super().__init__(hypers)
