@@ -14,6 +14,7 @@ from metatrain_helpers import (  # noqa: E402
     energy_target,
     load_dataset,
     model_hypers,
+    train_model,
     trainer_hypers,
     write_frames,
 )
@@ -104,3 +105,37 @@ def test_refit_leaves_fixed_baselines_alone(tmp_path):
     assert refit_names(model.pet, infos, {}) == ["energy"]
     assert refit_names(model.pet, infos, {"energy": {29: -3.0}}) == []
     assert refit_names(model.pet, infos, "composition.ckpt") == []
+
+
+def test_training_with_refit_ends_with_fitted_offsets(tmp_path):
+    """``refit_baseline: true``: after the last epoch the per-species offsets are
+    the least-squares ones of the training set (fewer than 50 structures: all of
+    them), i.e. the per-atom residuals are orthogonal to the species fractions;
+    without it they are not."""
+    frames = emt_frames(12, seed=6)
+    path = write_frames(tmp_path / "train.xyz", frames)
+    dataset, infos = load_dataset(path, energy_target(path, stress=False))
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+    counts = np.array([[np.sum(a.numbers == z) for z in (28, 29)] for a in frames])
+    fractions = counts / counts.sum(1, keepdims=True)
+    reference = np.array([a.info["energy"] for a in frames])
+    normal_residual = {}
+    for refit in (False, True):
+        torch.manual_seed(0)
+        model = PETModel(model_hypers(), info)
+        train_model(
+            model,
+            dataset,
+            tmp_path,
+            num_epochs=2,
+            batch_size=4,
+            checkpoint_interval=1000,
+            refit_baseline=refit,
+        )
+        model.eval()
+        residual = (reference - _energies(model, frames)) / counts.sum(1)
+        normal_residual[refit] = np.abs(fractions.T @ residual).max()
+    assert normal_residual[True] < 1e-9
+    assert normal_residual[False] > 1e-4
