@@ -159,9 +159,9 @@ class TrainerHypers(TypedDict):
     a fixed random tenth of the training structures (at least 50), in their own
     orientation, from one forward pass without gradients. Forces do not constrain
     these offsets, so energies can wander from epoch to epoch while forces are
-    fitted; the refit stops that (methane: 5-28 % lower energy errors), but with
-    many species and few structures the offsets fitted on the subset cost accuracy
-    (alloys, 100 structures: energies 1.9x worse), hence off by default. Baselines
+    fitted; the refit stops that (methane: 5-28 % lower energy errors), but on
+    alloys with 100 structures one of two seeds ended with energies 1.9x worse
+    (the other 9 % better), hence off by default. Baselines
     fixed by ``atomic_baseline`` are kept, and so are all baselines when
     fine-tuning."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
