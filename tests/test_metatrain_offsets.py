@@ -20,7 +20,7 @@ from metatrain_helpers import (  # noqa: E402
 )
 
 from pet_mta.metatrain import PETModel  # noqa: E402
-from pet_mta.metatrain.data import make_loaders  # noqa: E402
+from pet_mta.metatrain.data import plain_loader  # noqa: E402
 from pet_mta.metatrain.offsets import refit_names, refit_offsets  # noqa: E402
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
 
@@ -49,16 +49,15 @@ def _model_and_loader(tmp_path, frames):
     path = write_frames(tmp_path / "shifted.xyz", frames)
     dataset, infos = load_dataset(path, energy_target(path, stress=False))
     hypers = trainer_hypers(batch_size=3, num_workers=0)
-    # the validation loader: no random rotations, which would change the energies
-    # of the random (not rotation-invariant) model
-    _, loader, _ = make_loaders(model, info, hypers, [dataset], [dataset])
+    # no random rotations, which would change the energies of the random (not
+    # rotation-invariant) model
+    loader = plain_loader(model, info, hypers, [dataset])
     return model, loader, infos
 
 
 def _refit(model, loader, infos, per_structure=()):
     return refit_offsets(
         model,
-        model.pet,
         loader,
         {"energy": infos["energy"]},
         list(per_structure),

@@ -107,6 +107,44 @@ def _samplers(
     ]
 
 
+def _neighbor_lists(model: torch.nn.Module) -> Callable:
+    """The collate step attaching ``model``'s neighbour lists."""
+    return get_system_with_neighbor_lists_transform(get_requested_neighbor_lists(model))
+
+
+def _num_workers(hypers: Dict[str, Any]) -> int:
+    num_workers = hypers["num_workers"]
+    if num_workers is None:
+        return get_num_workers()
+    validate_num_workers(num_workers)
+    return num_workers
+
+
+def plain_loader(
+    model: torch.nn.Module,
+    dataset_info: DatasetInfo,
+    hypers: Dict[str, Any],
+    datasets: list,
+    world_size: int = 1,
+    rank: int = 0,
+) -> CombinedDataLoader:
+    """Batches of ``datasets`` in order and in their own orientation (validation,
+    and the offset refit of :mod:`.offsets`)."""
+    collate = CollateFn(
+        target_keys=list(dataset_info.targets.keys()),
+        callables=[batch_local_systems(dataset_info), _neighbor_lists(model)],
+    )
+    loaders = build_val_dataloaders(
+        val_datasets=datasets,
+        val_distributed_samplers=_samplers(datasets, world_size, rank, False),
+        collate_fn_val=collate,
+        batch_size=hypers["batch_size"],
+        max_atoms_per_batch=hypers["max_atoms_per_batch"],
+        num_workers=_num_workers(hypers),
+    )
+    return CombinedDataLoader(loaders, shuffle=False)
+
+
 def make_loaders(
     model: torch.nn.Module,
     dataset_info: DatasetInfo,
@@ -116,34 +154,20 @@ def make_loaders(
     world_size: int = 1,
     rank: int = 0,
 ) -> Tuple[CombinedDataLoader, CombinedDataLoader, List[Any]]:
-    """:return: training loader, validation loader, and the samplers whose epoch
-    must be set at the start of every epoch."""
-    nl_transform = get_system_with_neighbor_lists_transform(
-        get_requested_neighbor_lists(model)
-    )
+    """:return: training loader, validation loader (:func:`plain_loader`), and the
+    samplers whose epoch must be set at the start of every epoch."""
     augmenter = O3Augmenter(
         target_info_dict=dataset_info.targets,
         extra_data_info_dict=dataset_info.extra_data,
     )
-    names = list(dataset_info.targets.keys())
     collate_train = CollateFn(
-        target_keys=names,
+        target_keys=list(dataset_info.targets.keys()),
         callables=[
             batch_local_systems(dataset_info),
             augmenter.apply_random_augmentations,
-            nl_transform,
+            _neighbor_lists(model),
         ],
     )
-    collate_val = CollateFn(
-        target_keys=names, callables=[batch_local_systems(dataset_info), nl_transform]
-    )
-
-    num_workers = hypers["num_workers"]
-    if num_workers is None:
-        num_workers = get_num_workers()
-    else:
-        validate_num_workers(num_workers)
-
     train_loaders, epoch_samplers = build_train_dataloaders(
         train_datasets=train_datasets,
         train_distributed_samplers=_samplers(train_datasets, world_size, rank, True),
@@ -151,18 +175,10 @@ def make_loaders(
         batch_size=hypers["batch_size"],
         max_atoms_per_batch=hypers["max_atoms_per_batch"],
         min_atoms_per_batch=hypers["min_atoms_per_batch"],
-        num_workers=num_workers,
-    )
-    val_loaders = build_val_dataloaders(
-        val_datasets=val_datasets,
-        val_distributed_samplers=_samplers(val_datasets, world_size, rank, False),
-        collate_fn_val=collate_val,
-        batch_size=hypers["batch_size"],
-        max_atoms_per_batch=hypers["max_atoms_per_batch"],
-        num_workers=num_workers,
+        num_workers=_num_workers(hypers),
     )
     return (
         CombinedDataLoader(train_loaders, shuffle=True),
-        CombinedDataLoader(val_loaders, shuffle=False),
+        plain_loader(model, dataset_info, hypers, val_datasets, world_size, rank),
         epoch_samplers,
     )

@@ -161,9 +161,8 @@ class TrainerHypers(TypedDict):
     these offsets, so energies can wander from epoch to epoch while forces are
     fitted; the refit stops that (methane: 5-28 % lower energy errors), but on
     alloys with 100 structures one of two seeds ended with energies 1.9x worse
-    (the other 9 % better), hence off by default. Baselines
-    fixed by ``atomic_baseline`` are kept, and so are all baselines when
-    fine-tuning."""
+    (the other 9 % better), hence off by default. Baselines fixed by
+    ``atomic_baseline`` are kept, and so are all baselines when fine-tuning."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it
     (a single number per target; per-species scales are not supported)."""

@@ -139,8 +139,7 @@ def _summed(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def refit_offsets(
-    network: torch.nn.Module,
-    pet: PET,
+    model: torch.nn.Module,
     loader,
     infos: Dict[str, TargetInfo],
     per_structure: List[str],
@@ -148,12 +147,13 @@ def refit_offsets(
     device: torch.device,
     distributed: bool,
 ) -> Dict[str, float]:
-    """One forward pass (no gradients) of ``network`` over ``loader``, then the
+    """One forward pass (no gradients) of ``model`` (a
+    :class:`~pet_mta.metatrain.model.PETModel`) over ``loader``, then the
     per-species offsets of the targets in ``infos`` refitted (:class:`OffsetFit`).
 
     :return: the largest absolute shift of every target
     """
-    fit = OffsetFit(pet, list(infos), per_structure)
+    fit = OffsetFit(model.pet, list(infos), per_structure)
     with torch.no_grad():
         for batch in loader:
             systems, targets, extra = unpack_batch(batch)
@@ -165,7 +165,7 @@ def refit_offsets(
                 for name, info in infos.items()
                 if name in targets
             }
-            fit.add(systems, network(systems, outputs), targets)
+            fit.add(systems, model(systems, outputs), targets)
     largest = fit.apply(distributed)
     logging.debug(f"refitted per-species offsets, largest shifts: {largest}")
     return largest

@@ -39,7 +39,7 @@ from metatrain.utils.transfer import batch_to
 from ..files import atomic_write
 from ..targets import DIRECT_OUTPUTS
 from . import checkpoints
-from .data import check_geometries, make_loaders
+from .data import check_geometries, make_loaders, plain_loader
 from .distributed import init_process_group
 from .documentation import TrainerHypers
 from .finetune import apply_finetune, fit_new_type_baselines, trainable_parameters
@@ -248,9 +248,13 @@ class Trainer(TrainerInterface[TrainerHypers]):
         if refit:
             # training structures as given (no random rotations: the model is
             # evaluated in their orientation, like the validation set)
-            subsets = refit_subsets(train_datasets)
-            _, refit_loader, _ = make_loaders(
-                model, model.dataset_info, hypers, subsets, subsets, world_size, rank
+            refit_loader = plain_loader(
+                model,
+                model.dataset_info,
+                hypers,
+                refit_subsets(train_datasets),
+                world_size,
+                rank,
             )
         first_epoch = 0 if self.epoch is None else self.epoch + 1
         if self.rng_state is not None:
@@ -351,7 +355,6 @@ class Trainer(TrainerInterface[TrainerHypers]):
         state = get_rng_state()
         refit_offsets(
             model,
-            model.pet,
             loader,
             infos,
             list(self.hypers["per_structure_targets"]),
