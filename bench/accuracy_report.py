@@ -153,7 +153,8 @@ def accuracy_table(dataset: DataSet, records: List[dict]) -> List[str]:
 
 
 def selection_table(dataset: DataSet, records: List[dict]) -> List[str]:
-    """Validation MAEs of the shipped (best) and the last epoch."""
+    """Validation MAEs of the shipped (best) and the last epoch, and the test
+    MAEs of the last epoch (those of the best one are in the accuracy table)."""
     columns = run_columns(records)
     for m in (m for m in dataset.metrics if m.log_names):
         for which in ("best", "last"):
@@ -165,6 +166,13 @@ def selection_table(dataset: DataSet, records: List[dict]) -> List[str]:
                     ),
                 )
             )
+    for m in dataset.metrics:
+        columns.append(
+            (
+                f"test {m.label}, last epoch ({m.unit})",
+                lambda r, m=m: fmt(r.get("test_last", {}).get(m.key)),
+            )
+        )
     return table(
         [[name for name, _ in columns]]
         + [[cell(r) for _, cell in columns] for r in records]
@@ -242,7 +250,9 @@ def header(results: List[dict]) -> List[str]:
         "budget and overrides (or the plain `pet`). Time per epoch: mean interval "
         "between epoch log lines (1 s resolution; includes the validation pass). "
         "Parameters: of the exported model. Best / last epoch: the epoch whose "
-        "weights were exported (the lowest validation metric) and the last one.",
+        "weights were exported (the lowest validation metric) and the last one; "
+        "the model-selection tables give the test MAEs of the last epoch's "
+        "weights too (a dash: not measured for that run).",
         "",
         "Commands:",
         "",
