@@ -21,7 +21,11 @@ from metatrain_helpers import (  # noqa: E402
 
 from pet_mta.metatrain import PETModel  # noqa: E402
 from pet_mta.metatrain.data import plain_loader  # noqa: E402
-from pet_mta.metatrain.offsets import refit_names, refit_offsets  # noqa: E402
+from pet_mta.metatrain.offsets import (  # noqa: E402
+    refit_names,
+    refit_offsets,
+    refit_subsets,
+)
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
 
 SHIFTS = {29: 0.37, 28: -0.21}  # eV per atom, added to the model's energies
@@ -108,9 +112,9 @@ def test_refit_leaves_fixed_baselines_alone(tmp_path):
 
 def test_training_with_refit_ends_with_fitted_offsets(tmp_path):
     """``refit_baseline: true``: after the last epoch the per-species offsets are
-    the least-squares ones of the training set (fewer than 50 structures: all of
-    them), i.e. the per-atom residuals are orthogonal to the species fractions;
-    without it they are not."""
+    the least-squares ones of the training set (all of it, being small), i.e. the
+    per-atom residuals are orthogonal to the species fractions; without it they
+    are not."""
     frames = emt_frames(12, seed=6)
     path = write_frames(tmp_path / "train.xyz", frames)
     dataset, infos = load_dataset(path, energy_target(path, stress=False))
@@ -138,3 +142,16 @@ def test_training_with_refit_ends_with_fitted_offsets(tmp_path):
         normal_residual[refit] = np.abs(fractions.T @ residual).max()
     assert normal_residual[True] < 1e-9
     assert normal_residual[False] > 1e-4
+
+
+def test_refit_uses_every_structure_of_small_sets():
+    """All structures up to a thousand (a fit on a subset is that subset's
+    optimum, which the energy loss then pulls against), a tenth but at least a
+    thousand beyond; the same structures at every call, and distinct."""
+    sizes = {100: 100, 1000: 1000, 3000: 1000, 20000: 2000}
+    datasets = [list(range(n)) for n in sizes]
+    subsets = refit_subsets(datasets)
+    assert [len(s) for s in subsets] == list(sizes.values())
+    for subset, again in zip(subsets, refit_subsets(datasets)):
+        assert list(subset.indices) == list(again.indices)
+        assert len(set(subset.indices)) == len(subset.indices)
