@@ -161,9 +161,9 @@ class TrainerHypers(TypedDict):
     gradients (+14-27 % CPU per epoch on small sets). Forces do not constrain these
     offsets, so energies can wander from epoch to epoch while forces are fitted;
     the refit stops that (HEA with 100 structures, four seeds: energies 11 % and
-    forces 7 % better), but methane with 500 structures lost 15 % in energies and
-    water clusters with 100 structures 24 % in forces, each on one seed of two,
-    hence off by default. Baselines fixed by ``atomic_baseline``
+    forces 7 % better), but methane with 500 structures lost 11-18 % in energies
+    on two seeds of three and water clusters with 100 structures 24 % in forces on
+    one seed of two, hence off by default. Baselines fixed by ``atomic_baseline``
     are kept, and so are all baselines when fine-tuning."""
     fixed_scaling_weights: FixedScalerWeights | str = {}
     """``{target: scale}`` fixes the scale of some targets instead of fitting it
