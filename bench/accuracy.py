@@ -327,6 +327,8 @@ def last_epoch(job: Job, files: dict, work: Path, best: dict) -> dict:
     import metatomic.torch  # noqa: F401  (the checkpoint holds its classes)
     import torch
 
+    if not (work / "model.ckpt").exists():
+        return {}  # a reused run from before checkpoints were kept: not measured
     with _LOAD:
         checkpoint = torch.load(work / "model.ckpt", weights_only=False)
     if checkpoint["best_epoch"] == checkpoint["epoch"]:
