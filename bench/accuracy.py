@@ -333,7 +333,11 @@ def last_epoch(job: Job, files: dict, work: Path, best: dict) -> dict:
         checkpoint = torch.load(work / "model.ckpt", weights_only=False)
     if checkpoint["best_epoch"] == checkpoint["epoch"]:
         return {"test_last": {k: v for k, v in best.items() if k != "test_fields"}}
-    checkpoint["best_model_state_dict"] = checkpoint["model_state_dict"]
+    last = checkpoint["model_state_dict"]
+    average = checkpoint.get("ema_state_dict")  # averaged weights (ema_decay)
+    if average is not None:
+        last = {**last, **average["weights"]}
+    checkpoint["best_model_state_dict"] = last
     checkpoint["best_epoch"] = checkpoint["epoch"]
     torch.save(checkpoint, work / "model-last.ckpt")
     command = [mtt(), "export", "model-last.ckpt", "-o", "model-last.pt"]

@@ -96,9 +96,18 @@ def _trainer_v2_to_v3(checkpoint: Checkpoint) -> None:
         hypers.setdefault("refit_baseline", False)
 
 
+def _trainer_v3_to_v4(checkpoint: Checkpoint) -> None:
+    """Trainings before version 4 did not average the weights (``ema_decay``)."""
+    checkpoint.setdefault("ema_state_dict", None)
+    hypers = checkpoint.get("train_hypers")
+    if isinstance(hypers, dict):
+        hypers.setdefault("ema_decay", None)
+
+
 TRAINER_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _trainer_v1_to_v2,
     _trainer_v2_to_v3,
+    _trainer_v3_to_v4,
 ]
 
 

@@ -15,6 +15,7 @@ import copy
 import logging
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Union
 
@@ -39,6 +40,7 @@ from metatrain.utils.transfer import batch_to
 from ..files import atomic_write
 from ..targets import DIRECT_OUTPUTS
 from . import checkpoints
+from .averaging import WeightAverage, check_decay
 from .data import check_geometries, make_loaders, plain_loader
 from .distributed import init_process_group
 from .documentation import TrainerHypers
@@ -145,7 +147,7 @@ class _Metrics:
 class Trainer(TrainerInterface[TrainerHypers]):
     """Trains a :class:`~pet_mta.metatrain.model.PETModel`; see the module doc."""
 
-    __checkpoint_version__ = 3
+    __checkpoint_version__ = 4
 
     def __init__(self, hypers: TrainerHypers) -> None:
         super().__init__(hypers)
@@ -159,6 +161,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
         self.last_validation: Optional[Dict[str, float]] = None
         self.optimizer_state_dict: Optional[Dict[str, Any]] = None
         self.scheduler_state_dict: Optional[Dict[str, Any]] = None
+        self.ema_state_dict: Optional[Dict[str, Any]] = None
+        """Averaged weights (``ema_decay``) after the last completed epoch."""
         self.rng_state: Optional[Dict[str, Any]] = None
         """Random generators after the last completed epoch, so that a restart
         draws the same batches and rotations as an uninterrupted run."""
@@ -176,6 +180,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
         hypers = self.hypers
         if dtype not in PETModel.__supported_dtypes__:
             raise ValueError(f"pet_mta trains in float32 or float64, not {dtype}")
+        check_decay(hypers["ema_decay"])
         distributed = resolve_distributed(hypers.get("distributed"))
         if distributed:
             device, world_size, rank = init_process_group(
@@ -230,6 +235,9 @@ class Trainer(TrainerInterface[TrainerHypers]):
             if self.scheduler_state_dict is not None:
                 scheduler.load_state_dict(self.scheduler_state_dict)
 
+        average = None
+        if hypers["ema_decay"] is not None:
+            average = WeightAverage(model, hypers["ema_decay"], self.ema_state_dict)
         network = model
         if distributed:
             network = DistributedDataParallel(model, device_ids=None)
@@ -277,25 +285,21 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 torch.nn.utils.clip_grad_norm_(parameters, hypers["grad_clip_norm"])
                 optimizer.step()
                 scheduler.step()
+                if average is not None:
+                    average.update()
                 train_loss += _reduced(loss, distributed)
                 if log_now:
                     train_metrics.update(predictions, batch_targets, extra)
 
             model.eval()
-            if refit:
-                self._refit_offsets(
-                    model, refit_loader, refit, dtype, device, distributed
-                )
-            val_metrics = _Metrics(hypers)
-            val_loss = 0.0
-            with torch.set_grad_enabled(step.needs_gradients):
-                for batch in val_loader:
-                    loss, predictions, batch_targets, extra = step(
-                        batch, training=False
+            # validation, refit and selection see the averaged weights, if any
+            with average.applied() if average is not None else nullcontext():
+                if refit:
+                    self._refit_offsets(
+                        model, refit_loader, refit, dtype, device, distributed
                     )
-                    val_loss += _reduced(loss, distributed)
-                    val_metrics.update(predictions, batch_targets, extra)
-            val_info = val_metrics.finalize(val_loss, distributed, device)
+                val_info = _validate(step, val_loader, hypers, distributed, device)
+                self._select(model, val_info, epoch)
 
             if log_now:
                 train_info = train_metrics.finalize(train_loss, distributed, device)
@@ -314,15 +318,9 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 )
                 logging.info(f"epoch {epoch} took {time.perf_counter() - start:.2f} s")
 
-            metric = get_selected_metric(val_info, hypers["best_model_metric"])
-            if metric < self.best_metric:
-                self.best_metric = metric
-                self.best_epoch = epoch
-                self.best_model_state_dict = copy.deepcopy(model.state_dict())
-                self.best_validation = error_metrics(val_info)
-            self.last_validation = error_metrics(val_info)
-
             self.epoch = epoch
+            if average is not None:
+                self.ema_state_dict = average.state_dict()
             self.optimizer_state_dict = optimizer.state_dict()
             self.scheduler_state_dict = scheduler.state_dict()
             self.rng_state = get_rng_state()
@@ -348,6 +346,16 @@ class Trainer(TrainerInterface[TrainerHypers]):
             )
         if distributed:
             torch.distributed.destroy_process_group()
+
+    def _select(self, model: PETModel, val_info: Dict[str, float], epoch: int):
+        """Keep the weights of ``epoch`` if its validation metric is the best."""
+        metric = get_selected_metric(val_info, self.hypers["best_model_metric"])
+        if metric < self.best_metric:
+            self.best_metric = metric
+            self.best_epoch = epoch
+            self.best_model_state_dict = copy.deepcopy(model.state_dict())
+            self.best_validation = error_metrics(val_info)
+        self.last_validation = error_metrics(val_info)
 
     def _refit_offsets(self, model, loader, infos, dtype, device, distributed):
         """Refit the per-species offsets of ``infos`` on the training set
@@ -437,6 +445,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 "optimizer_state_dict": self.optimizer_state_dict,
                 "scheduler_state_dict": self.scheduler_state_dict,
                 "rng_state": self.rng_state,
+                "ema_state_dict": self.ema_state_dict,
             }
         )
         # written whole or not at all: `mtt train --restart auto` takes the newest
@@ -466,6 +475,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
             trainer.optimizer_state_dict = checkpoint["optimizer_state_dict"]
             trainer.scheduler_state_dict = checkpoint["scheduler_state_dict"]
             trainer.rng_state = checkpoint["rng_state"]
+            trainer.ema_state_dict = checkpoint["ema_state_dict"]
         elif context != "finetune":
             raise ValueError(f"unknown checkpoint context '{context}'")
         return trainer
@@ -580,6 +590,18 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def _validate(step, loader, hypers, distributed: bool, device) -> Dict[str, float]:
+    """Loss and metrics of one pass over the validation set."""
+    metrics = _Metrics(hypers)
+    total = 0.0
+    with torch.set_grad_enabled(step.needs_gradients):
+        for batch in loader:
+            loss, predictions, batch_targets, extra = step(batch, training=False)
+            total += _reduced(loss, distributed)
+            metrics.update(predictions, batch_targets, extra)
+    return metrics.finalize(total, distributed, device)
 
 
 def _reduced(loss: torch.Tensor, distributed: bool) -> float:
