@@ -12,7 +12,7 @@ The commits that wrote the checkpoints are those of ``git log -- <file>``:
 model-v1_trainer-v1: caae932, model-v2_trainer-v1: afc83dc, model-v3_trainer-v1:
 078ddfd, model-v3_trainer-v2: e2836c8, model-v4_trainer-v2: fd8cbb1,
 model-v5_trainer-v2: 5187cf3, model-v5_trainer-v3: e9a15dd and model-v5_trainer-v4:
-EMA_COMMIT (these four written by metatrain's conformance suite, one message-passing
+7bd32cf (these four written by metatrain's conformance suite, one message-passing
 layer). The ``two_layers/``
 checkpoints (model only, randomly perturbed weights, two layers so that the
 per-layer parts of the upgrades count) were written by ``create`` with the code of
