@@ -174,6 +174,23 @@ def train_model(
     return trainer
 
 
+def dataset_and_model(directory: Path, frames, targets, **model_overrides):
+    """Write ``frames`` to ``directory/data.xyz`` and load them with ``targets``
+    (an options section, or a function of the file path returning one); returns
+    the dataset and a fresh :class:`PETModel` with :func:`model_hypers`."""
+    from metatrain.utils.data import DatasetInfo, get_atomic_types
+
+    from pet_mta.metatrain import PETModel
+
+    path = write_frames(directory / "data.xyz", frames)
+    targets = targets(path) if callable(targets) else targets
+    dataset, infos = load_dataset(path, targets)
+    info = DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+    return dataset, PETModel(model_hypers(**model_overrides), info)
+
+
 def model_hypers(**overrides) -> Dict[str, Any]:
     from metatrain.utils.architectures import get_default_hypers
 

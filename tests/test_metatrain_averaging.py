@@ -9,15 +9,12 @@ require("metatrain.utils.architectures", "train")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain.utils.io import model_from_checkpoint, trainer_from_checkpoint  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
+    dataset_and_model,
     emt_frames,
     energy_target,
-    load_dataset,
-    model_hypers,
     trainer_hypers,
-    write_frames,
 )
 from metatrain_helpers import train_model as _train  # noqa: E402
 
@@ -70,13 +67,8 @@ def test_average_of_another_model_is_refused():
 
 
 def _setup(tmp_path, n_frames=8):
-    path = write_frames(tmp_path / "data.xyz", emt_frames(n_frames, seed=5))
-    dataset, infos = load_dataset(path, energy_target(path))
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
     torch.manual_seed(1)
-    return dataset, PETModel(model_hypers(), info)
+    return dataset_and_model(tmp_path, emt_frames(n_frames, seed=5), energy_target)
 
 
 def _parameters(state: dict, model: PETModel) -> dict:

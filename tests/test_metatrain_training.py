@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from metatomic.torch import ModelOutput  # noqa: E402
 from metatomic_ase import MetatomicCalculator  # noqa: E402
-from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
+from metatrain.utils.data import DatasetInfo  # noqa: E402
 from metatrain.utils.io import model_from_checkpoint, trainer_from_checkpoint  # noqa: E402
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
@@ -28,6 +28,7 @@ from metatrain_helpers import (  # noqa: E402
     trainer_hypers,
     write_frames,
 )
+from metatrain_helpers import dataset_and_model as _setup  # noqa: E402
 from metatrain_helpers import train_model as _train  # noqa: E402
 
 from pet_mta import PET  # noqa: E402
@@ -36,16 +37,6 @@ from pet_mta.metatrain import checkpoints as ckpt_versions  # noqa: E402
 from pet_mta.metatrain import trainer as trainer_module  # noqa: E402
 from pet_mta.metatrain.trainer import make_optimizer  # noqa: E402
 from pet_mta.neighbors import systems_from_ase  # noqa: E402
-
-
-def _setup(tmp_path, frames, targets, **model_overrides):
-    path = write_frames(tmp_path / "data.xyz", frames)
-    targets = targets(path) if callable(targets) else targets
-    dataset, infos = load_dataset(path, targets)
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
-    return dataset, PETModel(model_hypers(**model_overrides), info)
 
 
 def _energies_forces(pet, frames):

@@ -80,7 +80,7 @@ class Trainer(TrainerInterface[TrainerHypers]):
         hypers = self.hypers
         if dtype not in PETModel.__supported_dtypes__:
             raise ValueError(f"pet_mta trains in float32 or float64, not {dtype}")
-        check_decay(hypers["ema_decay"])
+        decay = check_decay(hypers["ema_decay"])
         distributed = resolve_distributed(hypers.get("distributed"))
         if distributed:
             device, world_size, rank = init_process_group(
@@ -136,8 +136,8 @@ class Trainer(TrainerInterface[TrainerHypers]):
                 scheduler.load_state_dict(self.scheduler_state_dict)
 
         average = None
-        if hypers["ema_decay"] is not None:
-            average = WeightAverage(model, hypers["ema_decay"], self.ema_state_dict)
+        if decay is not None:
+            average = WeightAverage(model, decay, self.ema_state_dict)
         network = model
         if distributed:
             network = DistributedDataParallel(model, device_ids=None)
