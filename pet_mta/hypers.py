@@ -19,7 +19,7 @@ the feature raises a clear error instead of being silently ignored.
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .checks import positive_int, positive_number
+from .checks import non_negative_int, positive_int, positive_number
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,14 @@ MODEL_HYPERS: List[Hyper] = [
         ("cartesian", "distance"),
     ),
     Hyper(
+        "radial_basis",
+        8,
+        int,
+        "",
+        "Gaussians of |r| (centres spread over [0, `cutoff`]) added to the geometry "
+        "every edge token sees; 0: (x, y, z, |r|) alone, as in PET",
+    ),
+    Hyper(
         "central_stream",
         False,
         bool,
@@ -250,6 +258,9 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
 
     for name in INTEGER_HYPERS:
         hypers[name] = positive_int(f"hyper-parameter '{name}'", hypers[name])
+    hypers["radial_basis"] = non_negative_int(
+        "hyper-parameter 'radial_basis'", hypers["radial_basis"]
+    )
     for name in POSITIVE_REAL_HYPERS:
         hypers[name] = positive_number(f"hyper-parameter '{name}'", hypers[name])
     if hypers["cutoff_width"] > hypers["cutoff"]:

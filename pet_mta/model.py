@@ -220,8 +220,9 @@ class PET(torch.nn.Module):
         :param n_members: see :class:`PET`
         """
         spec = json.loads(architecture)
-        # architectures written before the central stream existed had none
+        # architectures written before these options existed had neither
         spec["hypers"].setdefault("central_stream", False)
+        spec["hypers"].setdefault("radial_basis", 0)
         return cls(
             atomic_types=spec["atomic_types"],
             targets=spec["targets"],

@@ -133,11 +133,15 @@ def test_default_auxiliary_is_the_rotation_average_of_the_backbone():
 @pytest.mark.parametrize("mode", ["local", "whole"])
 @pytest.mark.parametrize("structure", ["molecule", "crystal"])
 def test_float32(mode, structure):
-    """float32 (default settings: no pruning): energies and forces to 1e-5.
+    """float32 (default settings: no pruning): energies to 1e-5, forces to 1e-5 of
+    the largest (2e-5 for the crystal).
 
     Frames, weights and averages are computed in float64 inside the wrapper; the
-    backbone runs in float32. The virial of the crystal is checked to 4e-5 of its
-    largest component: the plain backbone's own float32 round-off is 5e-6 of it
+    backbone runs in float32. The crystal's forces carry the round-off of two
+    evaluations of a backbone whose own float32 error is 3e-6 of the largest force:
+    measured 4.9e-6 to 1.03e-5 over both modes, two rotations and the tiny model
+    with and without its radial basis. The virial of the crystal is checked to 4e-5
+    of its largest component: the plain backbone's own float32 round-off is 5e-6 of it
     (3e-6 of the largest force, against float64 with the same weights), and the
     virial ``sum_i r_i (x) F_i + ...`` carries the force round-off of two
     evaluations (2 x 1e-5) times ``sum_i |r_i| |F_i|`` (twice the largest virial
@@ -159,7 +163,15 @@ def test_float32(mode, structure):
         # relative tolerance on near-zero forces would test the round-off only)
         atoms = triclinic_alloy()
         atoms.rattle(0.2, seed=5)
-    check_rotations(model, atoms, tol=1e-5, dtype=torch.float32, virial_tol=4e-5)
+    force_tol = 1e-5 if structure == "molecule" else 2e-5
+    check_rotations(
+        model,
+        atoms,
+        tol=1e-5,
+        dtype=torch.float32,
+        force_tol=force_tol,
+        virial_tol=4e-5,
+    )
 
 
 @pytest.mark.parametrize("mode", ["local", "whole"])

@@ -27,8 +27,8 @@ VARIANTS = {
         featurizer_type="residual",
         num_attention_layers=2,
     ),
-    "distance-only edges, cosine cutoff": dict(
-        edge_embedding="distance", cutoff_function="Cosine"
+    "distance-only edges, radial basis, cosine cutoff": dict(
+        edge_embedding="distance", radial_basis=4, cutoff_function="Cosine"
     ),
     "central stream, post-LN": dict(central_stream=True, transformer_type="PostLN"),
 }

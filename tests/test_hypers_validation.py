@@ -30,6 +30,9 @@ from pet_mta.neighbors import systems_from_ase
         ("cutoff_width", 0.0),
         ("attention_temperature", math.nan),
         ("attention_temperature", 0.0),
+        ("radial_basis", -1),
+        ("radial_basis", 2.5),
+        ("radial_basis", "8"),
     ],
 )
 def test_bad_value_names_the_hyper(name, value):

@@ -21,6 +21,7 @@ OPTIONS = {
     "residual": dict(featurizer_type="residual"),
     "distance": dict(edge_embedding="distance"),
     "central_stream": dict(central_stream=True),
+    "radial_basis": dict(radial_basis=6),
     "all": dict(
         transformer_type="PostLN",
         normalization="LayerNorm",

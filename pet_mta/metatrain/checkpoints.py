@@ -19,6 +19,8 @@ Version history
   ``cartesian``, what every earlier model used.
 - model 5: the ``central_stream`` hyper-parameter; the upgrade sets it to
   ``False``, what every earlier model used.
+- model 6: the ``radial_basis`` hyper-parameter (Gaussians of the edge lengths in
+  the edge tokens); the upgrade sets it to 0, what every earlier model used.
 - trainer 2: the validation errors of the best and of the last epoch are stored
   (``best_validation``, ``last_validation``) to report the best-model choice; the
   upgrade sets them to ``None`` (nothing to compare with).
@@ -74,11 +76,17 @@ def _model_v4_to_v5(checkpoint: Checkpoint) -> None:
     checkpoint["model_data"]["model_hypers"].setdefault("central_stream", False)
 
 
+def _model_v5_to_v6(checkpoint: Checkpoint) -> None:
+    """Earlier models had no radial basis in their edge tokens."""
+    checkpoint["model_data"]["model_hypers"].setdefault("radial_basis", 0)
+
+
 MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _model_v1_to_v2,
     _model_v2_to_v3,
     _model_v3_to_v4,
     _model_v4_to_v5,
+    _model_v5_to_v6,
 ]
 
 

@@ -27,6 +27,8 @@ class GNNLayer(torch.nn.Module):
         self.tokenizer = EdgeTokenizer(
             d_pet,
             distance_only=hypers["edge_embedding"] == "distance",
+            radial_basis=int(hypers.get("radial_basis", 0)),
+            cutoff=float(hypers["cutoff"]),
             n_members=n_members,
         )
         self.blocks = torch.nn.ModuleList(

@@ -20,16 +20,33 @@ class EdgeTokenizer(torch.nn.Module):
     by the cutoff (all below one) the forces of a high-force data set stayed on
     their initial plateau for many epochs (``bench/accuracy.py``).
 
+    With ``radial_basis = K > 0`` the geometry also holds ``K`` Gaussians of
+    ``|r|``, ``exp(-((|r| - mu_k) / sigma)^2)``, centres ``mu_k`` evenly spaced from 0
+    to the cutoff and ``sigma`` their spacing: a smooth, distance-resolved input the
+    first layer can combine without spending its non-linearity on it.
+
     :param width: token width ``d_pet``
     :param distance_only: drop the Cartesian components
+    :param radial_basis: number ``K`` of Gaussians of ``|r|`` (0: none)
+    :param cutoff: radius the centres span (length unit)
     :param n_members: leading member axis of the weights (see :mod:`.members`)
     """
 
-    def __init__(self, width: int, distance_only: bool = False, n_members: int = 0):
+    def __init__(
+        self,
+        width: int,
+        distance_only: bool = False,
+        radial_basis: int = 0,
+        cutoff: float = 1.0,
+        n_members: int = 0,
+    ):
         super().__init__()
         self.distance_only = distance_only
         self.width = width
-        self.geometry = Linear(1 if distance_only else 4, width, n_members=n_members)
+        self.radial_basis = radial_basis
+        self.spacing = cutoff / max(radial_basis - 1, 1)
+        n_inputs = (1 if distance_only else 4) + radial_basis
+        self.geometry = Linear(n_inputs, width, n_members=n_members)
         self.compress = torch.nn.Sequential(
             Linear(2 * width, width, n_members=n_members),
             torch.nn.SiLU(),
@@ -66,17 +83,23 @@ class EdgeTokenizer(torch.nn.Module):
         """Edge tokens ``[(M,) E, d]`` from the geometry and :meth:`project_messages`.
 
         Same as ``compress(cat([geometry(g), m]))`` with the geometry embedding
-        folded into the first ``compress`` layer (one small ``[d, 4]`` product per
+        folded into the first ``compress`` layer (one small ``[d, 4 + K]`` product per
         call instead of an ``[E, d] x [d, d]`` one).
         """
         first = self.compress[0]
         folded = torch.matmul(
             first.weight.narrow(-1, 0, self.width), self.geometry.weight
-        )  # [(M,) d, 4]
+        )  # [(M,) d, 4 + K]
         if self.distance_only:
             geometry = distances[:, None]
         else:
             geometry = torch.cat([vectors, distances[:, None]], dim=1)
+        if self.radial_basis > 0:
+            centers = self.spacing * torch.arange(
+                self.radial_basis, dtype=distances.dtype, device=distances.device
+            )
+            scaled = (distances[:, None] - centers) / self.spacing
+            geometry = torch.cat([geometry, torch.exp(-scaled * scaled)], dim=1)
         if folded.dim() == 2:
             hidden = torch.addmm(projected, geometry, folded.t())
         else:  # the same geometry for every member
