@@ -48,7 +48,8 @@ def test_float32_agrees_with_float64(make, seed):
     reference = compute_properties(double, atoms)
     energy = float(reference["energy"])
     assert abs(float(result["energy"]) - energy) < 1e-5 * abs(energy)
-    assert largest(reference["forces"]) > 0.05
+    # far above the float32 round-off (~1e-6 eV/A), so the comparison means something
+    assert largest(reference["forces"]) > 0.02
     np.testing.assert_allclose(
         result["forces"],
         reference["forces"],

@@ -26,9 +26,9 @@ class GNNLayer(torch.nn.Module):
         self.central_embedding = Embedding(n_species, central_width or d_pet, n_members)
         self.tokenizer = EdgeTokenizer(
             d_pet,
-            distance_only=hypers["edge_embedding"] == "distance",
-            radial_basis=int(hypers.get("radial_basis", 0)),
             cutoff=float(hypers["cutoff"]),
+            distance_only=hypers["edge_embedding"] == "distance",
+            radial_basis=int(hypers["radial_basis"]),
             n_members=n_members,
         )
         self.blocks = torch.nn.ModuleList(

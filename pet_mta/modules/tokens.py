@@ -26,18 +26,18 @@ class EdgeTokenizer(torch.nn.Module):
     first layer can combine without spending its non-linearity on it.
 
     :param width: token width ``d_pet``
+    :param cutoff: radius the centres span (length unit)
     :param distance_only: drop the Cartesian components
     :param radial_basis: number ``K`` of Gaussians of ``|r|`` (0: none)
-    :param cutoff: radius the centres span (length unit)
     :param n_members: leading member axis of the weights (see :mod:`.members`)
     """
 
     def __init__(
         self,
         width: int,
+        cutoff: float,
         distance_only: bool = False,
         radial_basis: int = 0,
-        cutoff: float = 1.0,
         n_members: int = 0,
     ):
         super().__init__()
