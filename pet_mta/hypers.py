@@ -34,6 +34,9 @@ class Hyper:
     :param doc: one-line meaning (reStructuredText, shown in every documentation)
     :param choices: the only values pet_mta accepts, when not every value of
         ``type`` is (empty: any value of ``type``)
+    :param legacy: ``(value,)`` for a hyper-parameter added after the first release:
+        what every model written before it existed behaves as (read by
+        :func:`with_legacy_values`); empty for the original ones
     """
 
     name: str
@@ -42,6 +45,7 @@ class Hyper:
     unit: str
     doc: str
     choices: Tuple[Any, ...] = ()
+    legacy: Tuple[Any, ...] = ()
 
 
 MODEL_HYPERS: List[Hyper] = [
@@ -168,6 +172,7 @@ MODEL_HYPERS: List[Hyper] = [
         "`cartesian`: tokens see (x, y, z, |r|) of every edge (PET); `distance`: only "
         "|r| (exactly rotation-invariant, e.g. the ECSE fallback model)",
         ("cartesian", "distance"),
+        legacy=("cartesian",),
     ),
     Hyper(
         "radial_basis",
@@ -176,6 +181,7 @@ MODEL_HYPERS: List[Hyper] = [
         "",
         "Gaussians of |r| (centres spread over [0, `cutoff`]) added to the geometry "
         "every edge token sees; 0: (x, y, z, |r|) alone, as in PET",
+        legacy=(0,),
     ),
     Hyper(
         "central_stream",
@@ -186,6 +192,7 @@ MODEL_HYPERS: List[Hyper] = [
         "(contracted to its `d_pet` token for the attention, updated from the output "
         "with its own feed-forward block); false: the centre is a `d_pet` token",
         (True, False),
+        legacy=(False,),
     ),
     # accepted for compatibility with metatrain's `pet` options files
     Hyper("zbl", False, bool, "", "not implemented: must be false", (False,)),
@@ -209,6 +216,24 @@ MODEL_HYPERS: List[Hyper] = [
 ]
 
 DEFAULT_MODEL_HYPERS: Dict[str, Any] = {h.name: h.default for h in MODEL_HYPERS}
+
+
+def legacy_value(name: str) -> Any:
+    """What models written before hyper-parameter ``name`` existed behave as."""
+    for h in MODEL_HYPERS:
+        if h.name == name and h.legacy:
+            return h.legacy[0]
+    raise KeyError(f"hyper-parameter '{name}' has no legacy value")
+
+
+def with_legacy_values(hypers: Dict[str, Any]) -> Dict[str, Any]:
+    """``hypers`` of a model written by an older pet_mta, completed in place with the
+    :func:`legacy_value` of every hyper-parameter it predates; returns it."""
+    for h in MODEL_HYPERS:
+        if h.legacy:
+            hypers.setdefault(h.name, h.legacy[0])
+    return hypers
+
 
 # sizes and counts: integers >= 1
 INTEGER_HYPERS = (

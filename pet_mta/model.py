@@ -20,7 +20,7 @@ from metatomic.torch import (
     System,
 )
 
-from .hypers import resolve_hypers
+from .hypers import resolve_hypers, with_legacy_values
 from .modules.chunks import split_atoms
 from .modules.cutoff import SmoothCutoff
 from .modules.gnn_layer import GNNLayer, central_state_width
@@ -220,9 +220,7 @@ class PET(torch.nn.Module):
         :param n_members: see :class:`PET`
         """
         spec = json.loads(architecture)
-        # architectures written before these options existed had neither
-        spec["hypers"].setdefault("central_stream", False)
-        spec["hypers"].setdefault("radial_basis", 0)
+        with_legacy_values(spec["hypers"])
         return cls(
             atomic_types=spec["atomic_types"],
             targets=spec["targets"],

@@ -1,5 +1,7 @@
 """Ensembles of PET models with one architecture run in one stacked pass."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -189,6 +191,20 @@ def test_architecture_survives_export_and_rebuilds_the_model(tmp_path):
     assert scripted.architecture == model.architecture
     again = PET.from_architecture(scripted.architecture)
     assert again.architecture == model.architecture
+    again.load_state_dict(model.state_dict())  # same entries and shapes
+
+
+def test_architecture_older_than_an_option_rebuilds_its_legacy_value():
+    """An architecture string written before ``radial_basis``, ``central_stream`` and
+    ``edge_embedding`` existed rebuilds the model those versions had: it takes the
+    old model's weights (a default-valued model would not: other shapes)."""
+    legacy = {"radial_basis": 0, "central_stream": False, "edge_embedding": "cartesian"}
+    model = tiny_pet(TYPES, targets=TARGETS, **legacy)
+    spec = json.loads(model.architecture)
+    for name in legacy:
+        del spec["hypers"][name]
+    again = PET.from_architecture(json.dumps(spec))
+    assert {name: again.hypers[name] for name in legacy} == legacy
     again.load_state_dict(model.state_dict())  # same entries and shapes
 
 

@@ -9,7 +9,7 @@ from conftest import tiny_pet, triclinic_alloy
 from metatomic.torch import ModelOutput
 
 from pet_mta import PET
-from pet_mta.hypers import resolve_hypers
+from pet_mta.hypers import MODEL_HYPERS, legacy_value, resolve_hypers
 from pet_mta.neighbors import systems_from_ase
 
 
@@ -66,3 +66,17 @@ def test_dtype_mismatch_names_both_dtypes():
     # TorchScript (exported models) spells dtypes out too, not as enum numbers
     with pytest.raises(torch.jit.Error, match=expected):
         torch.jit.script(model)(systems, outputs, None)
+
+
+@pytest.mark.parametrize(
+    "hyper", [h for h in MODEL_HYPERS if h.legacy], ids=lambda h: h.name
+)
+def test_legacy_values_are_accepted_values(hyper):
+    """What older models behave as is a value the table accepts, and asking for a
+    hyper-parameter without one (an original PET option) is refused by name."""
+    assert (
+        resolve_hypers(**{hyper.name: hyper.legacy[0]})[hyper.name] == hyper.legacy[0]
+    )
+    assert legacy_value(hyper.name) == hyper.legacy[0]
+    with pytest.raises(KeyError, match="'cutoff'"):
+        legacy_value("cutoff")

@@ -30,6 +30,8 @@ import glob
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..hypers import legacy_value
+
 Checkpoint = Dict[str, Any]
 
 
@@ -68,17 +70,23 @@ def _model_v2_to_v3(checkpoint: Checkpoint) -> None:
 
 def _model_v3_to_v4(checkpoint: Checkpoint) -> None:
     """Earlier models all embedded Cartesian edge vectors."""
-    checkpoint["model_data"]["model_hypers"].setdefault("edge_embedding", "cartesian")
+    checkpoint["model_data"]["model_hypers"].setdefault(
+        "edge_embedding", legacy_value("edge_embedding")
+    )
 
 
 def _model_v4_to_v5(checkpoint: Checkpoint) -> None:
     """Earlier models had no central stream."""
-    checkpoint["model_data"]["model_hypers"].setdefault("central_stream", False)
+    checkpoint["model_data"]["model_hypers"].setdefault(
+        "central_stream", legacy_value("central_stream")
+    )
 
 
 def _model_v5_to_v6(checkpoint: Checkpoint) -> None:
     """Earlier models had no radial basis in their edge tokens."""
-    checkpoint["model_data"]["model_hypers"].setdefault("radial_basis", 0)
+    checkpoint["model_data"]["model_hypers"].setdefault(
+        "radial_basis", legacy_value("radial_basis")
+    )
 
 
 MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
