@@ -130,6 +130,16 @@ def load_dataset(path: str, targets: Dict[str, Any]):
     return dataset, infos
 
 
+def dataset_info(dataset, infos):
+    """metatrain's ``DatasetInfo`` of a :func:`load_dataset` result (Å, the atomic
+    types found in ``dataset``)."""
+    from metatrain.utils.data import DatasetInfo, get_atomic_types
+
+    return DatasetInfo(
+        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
+    )
+
+
 def trainer_hypers(**overrides) -> Dict[str, Any]:
     """Default pet_mta trainer hypers with a fast setup and a default loss."""
     from metatrain.utils.architectures import get_default_hypers
@@ -178,16 +188,12 @@ def dataset_and_model(directory: Path, frames, targets, **model_overrides):
     """Write ``frames`` to ``directory/data.xyz`` and load them with ``targets``
     (an options section, or a function of the file path returning one); returns
     the dataset and a fresh :class:`PETModel` with :func:`model_hypers`."""
-    from metatrain.utils.data import DatasetInfo, get_atomic_types
-
     from pet_mta.metatrain import PETModel
 
     path = write_frames(directory / "data.xyz", frames)
     targets = targets(path) if callable(targets) else targets
     dataset, infos = load_dataset(path, targets)
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     return dataset, PETModel(model_hypers(**model_overrides), info)
 
 

@@ -26,8 +26,8 @@ import torch  # noqa: E402
 from ase.build import bulk  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 from metatomic.torch import ModelOutput  # noqa: E402
-from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
+    dataset_info,
     energy_target,
     load_dataset,
     model_hypers,
@@ -71,9 +71,7 @@ def test_energies_are_learned_while_forces_are_fitted(tmp_path, central_stream, 
     val_path = write_frames(tmp_path / "val.xyz", validation)
     dataset, infos = load_dataset(train_path, energy_target(train_path, stress=False))
     val_set, _ = load_dataset(val_path, energy_target(val_path, stress=False))
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     torch.manual_seed(0)
     width = {"d_pet": 16, "d_head": 16, "d_node": 16, "d_feedforward": 16}
     model = PETModel(model_hypers(**width, central_stream=central_stream), info)

@@ -8,8 +8,8 @@ require("metatrain.utils.architectures", "train")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from metatomic.torch import ModelOutput  # noqa: E402
-from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
+    dataset_info,
     emt_frames,
     energy_target,
     load_dataset,
@@ -42,9 +42,7 @@ def _model_and_loader(tmp_path, frames):
     own plus :data:`SHIFTS` per atom."""
     path = write_frames(tmp_path / "emt.xyz", frames)
     dataset, infos = load_dataset(path, energy_target(path, stress=False))
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     torch.manual_seed(0)
     model = PETModel(model_hypers(), info).to(torch.float64)
     shifted = _energies(model, frames)
@@ -118,9 +116,7 @@ def test_training_with_refit_ends_with_fitted_offsets(tmp_path):
     frames = emt_frames(12, seed=6)
     path = write_frames(tmp_path / "train.xyz", frames)
     dataset, infos = load_dataset(path, energy_target(path, stress=False))
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     counts = np.array([[np.sum(a.numbers == z) for z in (28, 29)] for a in frames])
     fractions = counts / counts.sum(1, keepdims=True)
     reference = np.array([a.info["energy"] for a in frames])

@@ -18,10 +18,10 @@ from metatomic.torch import (  # noqa: E402
 )
 from metatomic.torch.o3 import O3Transformations  # noqa: E402
 from metatrain.utils.augmentation import O3Augmenter  # noqa: E402
-from metatrain.utils.data import DatasetInfo, get_atomic_types  # noqa: E402
 from metatrain.utils.data.target_info import get_generic_target_info  # noqa: E402
 from metatrain_helpers import (  # noqa: E402
     TINY_MODEL,
+    dataset_info,
     emt_frames,
     load_dataset,
     model_hypers,
@@ -247,9 +247,7 @@ def test_training_export_and_restart(tmp_path):
         "mtt::atomic": _target_section(paths["atomic"], [(0, 1), (1, -1)], "atom"),
     }
     dataset, infos = load_dataset(path, targets)
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     model = PETModel(model_hypers(), info)
     train_model(model, dataset, tmp_path, num_epochs=2)
     pet = model.pet
@@ -384,9 +382,7 @@ def test_training_loader_rotates_targets_with_the_structures(tmp_path):
     )
     section = _target_section(target_path, [(0, 1), (2, 1)], "system")
     dataset, infos = load_dataset(path, {"mtt::polar": section})
-    info = DatasetInfo(
-        length_unit="angstrom", atomic_types=get_atomic_types(dataset), targets=infos
-    )
+    info = dataset_info(dataset, infos)
     model = PETModel(model_hypers(), info)
     hypers = trainer_hypers(batch_size=3)
     train, val, _ = make_loaders(model, info, hypers, [dataset], [dataset])
