@@ -72,11 +72,14 @@ def test_dtype_mismatch_names_both_dtypes():
     "hyper", [h for h in MODEL_HYPERS if h.legacy], ids=lambda h: h.name
 )
 def test_legacy_values_are_accepted_values(hyper):
-    """What older models behave as is a value the table accepts, and asking for a
-    hyper-parameter without one (an original PET option) is refused by name."""
+    """What older models behave as is a value the table accepts."""
     assert (
         resolve_hypers(**{hyper.name: hyper.legacy[0]})[hyper.name] == hyper.legacy[0]
     )
     assert legacy_value(hyper.name) == hyper.legacy[0]
+
+
+def test_original_hyper_has_no_legacy_value():
+    """Asking for the legacy value of an original PET option is refused by name."""
     with pytest.raises(KeyError, match="'cutoff'"):
         legacy_value("cutoff")
