@@ -16,6 +16,8 @@ of both.
     python bench/accuracy.py --epochs 100 --jobs 2 --reuse      # converged budget
     python bench/accuracy.py --datasets water --arch-model pet_mta:d_pet=128
     python bench/accuracy.py --datasets ch4 --reuse --symmetrize  # plain vs ECSE
+    python bench/accuracy.py --datasets hea --sizes 1000 --epochs 100 \
+        --checkpoint-interval 2 --reuse          # hours: rerun to continue if stopped
 
 With ``--steps`` every training set size gets about the same number of optimiser
 steps (epochs = steps x batch size / structures), so the learning curve compares
@@ -31,8 +33,13 @@ them: ``accuracy.md``, ``accuracy.png`` (learning curves) and ``accuracy_cost.pn
 (error against training time) when matplotlib is installed. ``--report-only``
 rewrites the report alone. ``--symmetrize`` also evaluates every pet_mta model
 wrapped by ``pet-mta symmetrize`` (options in ``--symmetrize-options``): plain and
-symmetrized errors side by side. Not a test: it takes hours at full size on a
-laptop CPU; the numbers depend on the machine (the report says which).
+symmetrized errors side by side. With ``--checkpoint-interval N`` every training
+saves a checkpoint every N epochs, and ``--reuse`` continues a training that was
+stopped (same options, no exported model yet) from its newest checkpoint
+(``mtt train --restart``; for pet_mta the result is the same as without the
+stop), and its log joins the logs of all parts. Not a test: it takes hours at
+full size on a laptop CPU; the numbers depend on the machine (the report says
+which).
 """
 
 import argparse
@@ -61,6 +68,7 @@ from accuracy_sets import (
     DEFAULT_DATASETS,
     DIPOLE,
     MODEL,
+    NO_CHECKPOINTS,
     DataSet,
     Metric,
     dipole_mae,
@@ -124,6 +132,7 @@ EPOCH_LINE = re.compile(
 MAE_FIELD = re.compile(
     r"^(.+?) MAE(?: \(per atom\))?:\s+([-+.\deE]+|nan)(?:\s+(\S+))?$"
 )
+RESTART = "Restarting training from"  # metatrain's log line when it continues
 BEST_EPOCH = re.compile(r"(?:best model: epoch|Using best model from epoch) (\d+)")
 
 
@@ -164,13 +173,18 @@ def epochs_logged(log: str) -> Dict[int, Tuple[datetime, str]]:
     }
 
 
-def epoch_seconds(epochs: Dict[int, Tuple[datetime, str]]) -> float:
-    """Mean time per epoch between the first and last ``Epoch:`` lines (1 s
-    resolution; includes the validation pass)."""
-    if len(epochs) < 2:
-        return float("nan")
-    first, last = min(epochs), max(epochs)
-    return (epochs[last][0] - epochs[first][0]).total_seconds() / (last - first)
+def epoch_seconds(log: str) -> float:
+    """Mean time per epoch between the first and last ``Epoch:`` lines of every
+    uninterrupted part of the log (split where a training restarts, so the time
+    it was stopped does not count; 1 s resolution; includes the validation pass)."""
+    seconds, intervals = 0.0, 0
+    for part in log.split(RESTART):
+        epochs = epochs_logged(part)
+        if len(epochs) >= 2:
+            first, last = min(epochs), max(epochs)
+            seconds += (epochs[last][0] - epochs[first][0]).total_seconds()
+            intervals += last - first
+    return seconds / intervals if intervals else float("nan")
 
 
 def selection(log: str, metrics: Tuple[Metric, ...]) -> dict:
@@ -189,7 +203,7 @@ def selection(log: str, metrics: Tuple[Metric, ...]) -> dict:
         return {m.key: metric_value(m, fields) for m in metrics if m.log_names}
 
     return {
-        "epoch_seconds": epoch_seconds(epochs),
+        "epoch_seconds": epoch_seconds(log),
         "best_epoch": best_epoch,
         "last_epoch": last_epoch,
         "validation_best": validation(best_epoch),
@@ -286,17 +300,39 @@ def train(job: Job, files: dict, work: Path, args) -> Tuple[str, dict]:
     options_file, record, log_file = (
         work / name for name in ("options.yaml", "run.json", "train.txt")
     )
-    done = all(p.exists() for p in (work / "model.pt", options_file, log_file))
-    if args.reuse and done and options_file.read_text() == text:
+    same = options_file.exists() and options_file.read_text() == text
+    done = all(p.exists() for p in (work / "model.pt", log_file))
+    if args.reuse and same and done:
         earlier = json.loads(record.read_text()) if record.exists() else {}
         meta = {"train_seconds": math.nan, **provenance(args), **earlier}
         return log_file.read_text(), meta
+    command = [mtt(), "train", "options.yaml", "-o", "model.pt"]
+    earlier_logs = ""
+    saved = checkpoints(work)
+    if args.reuse and same and saved:
+        command += ["--restart", str(saved[-1])]  # a stopped training: continue it
+        earlier_logs = "".join(p.read_text() for p in training_logs(work))
     options_file.write_text(text)
     start = time.perf_counter()
-    log = run([mtt(), "train", "options.yaml", "-o", "model.pt"], work, log_file.name)
+    log = earlier_logs + run(command, work, log_file.name)
+    log_file.write_text(log)
     meta = {"train_seconds": time.perf_counter() - start, **provenance(args)}
+    if earlier_logs:
+        meta["continued"] = True  # train_seconds: the last part only
     record.write_text(json.dumps(meta, indent=2))
     return log, meta
+
+
+def checkpoints(work: Path) -> List[Path]:
+    """The model checkpoints ``mtt train`` in ``work`` saved on its way
+    (``--checkpoint-interval``), oldest first."""
+    saved = (work / "outputs").glob("*/*/model_*.ckpt")
+    return sorted(saved, key=lambda path: path.stat().st_mtime)
+
+
+def training_logs(work: Path) -> List[Path]:
+    """The logs of the earlier parts of a training in ``work``, oldest first."""
+    return sorted((work / "outputs").glob("*/*/train.log"))
 
 
 def evaluate(
@@ -504,6 +540,14 @@ def parse(argv=None):
         "--reuse",
         action="store_true",
         help="keep the splits and models in --work trained with the same options",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=NO_CHECKPOINTS,
+        metavar="N",
+        help="save a checkpoint every N epochs, so that --reuse can continue a "
+        "stopped training (results do not change)",
     )
     parser.add_argument(
         "--symmetrize",

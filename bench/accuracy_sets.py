@@ -29,6 +29,10 @@ MODEL = {
 }
 
 
+# epochs between checkpoints by default: none before the end of the training
+NO_CHECKPOINTS = 10**6
+
+
 @dataclass(frozen=True)
 class Metric:
     """One test-set error of the report.
@@ -204,7 +208,7 @@ def options(
                 "learning_rate": args.learning_rate,
                 "warmup_fraction": 0.05,
                 "num_workers": 0,
-                "checkpoint_interval": 10**6,
+                "checkpoint_interval": args.checkpoint_interval,
             },
         },
         "training_set": _set(files["train"][n_train], targets),
