@@ -17,7 +17,7 @@ the feature raises a clear error instead of being silently ignored.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .checks import non_negative_int, positive_int, positive_number
 
@@ -37,6 +37,9 @@ class Hyper:
     :param legacy: ``(value,)`` for a hyper-parameter added after the first release:
         what every model written before it existed behaves as (read by
         :func:`with_legacy_values`); empty for the original ones
+    :param check: the check of :mod:`pet_mta.checks` that every value must pass
+        (sizes, counts, lengths), run by :func:`resolve_hypers`; ``None``: none
+        beyond ``choices``
     """
 
     name: str
@@ -46,6 +49,7 @@ class Hyper:
     doc: str
     choices: Tuple[Any, ...] = ()
     legacy: Tuple[Any, ...] = ()
+    check: Optional[Callable[[str, Any], Any]] = None
 
 
 MODEL_HYPERS: List[Hyper] = [
@@ -55,6 +59,7 @@ MODEL_HYPERS: List[Hyper] = [
         float,
         "length",
         "radius of the atomic environments (neighbour tokens)",
+        check=positive_number,
     ),
     Hyper(
         "num_neighbors_adaptive",
@@ -86,6 +91,7 @@ MODEL_HYPERS: List[Hyper] = [
         float,
         "length",
         "width of the smooth switch below `cutoff` that weighs attention and read-outs",
+        check=positive_number,
     ),
     Hyper(
         "cutoff_width_adaptive",
@@ -94,10 +100,29 @@ MODEL_HYPERS: List[Hyper] = [
         "length",
         "unused (no adaptive cutoff); accepted for `pet` options files",
     ),
-    Hyper("d_pet", 128, int, "", "width of the edge tokens inside the transformers"),
-    Hyper("d_head", 128, int, "", "width of the hidden layers of the read-out heads"),
     Hyper(
-        "d_node", 256, int, "", "width of the per-atom (node) features fed to the heads"
+        "d_pet",
+        128,
+        int,
+        "",
+        "width of the edge tokens inside the transformers",
+        check=positive_int,
+    ),
+    Hyper(
+        "d_head",
+        128,
+        int,
+        "",
+        "width of the hidden layers of the read-out heads",
+        check=positive_int,
+    ),
+    Hyper(
+        "d_node",
+        256,
+        int,
+        "",
+        "width of the per-atom (node) features fed to the heads",
+        check=positive_int,
     ),
     Hyper(
         "d_feedforward",
@@ -105,6 +130,7 @@ MODEL_HYPERS: List[Hyper] = [
         int,
         "",
         "hidden width of the transformer feed-forward block",
+        check=positive_int,
     ),
     Hyper(
         "num_heads",
@@ -112,9 +138,15 @@ MODEL_HYPERS: List[Hyper] = [
         int,
         "",
         "attention heads per attention layer (must divide `d_pet`)",
+        check=positive_int,
     ),
     Hyper(
-        "num_attention_layers", 2, int, "", "transformer blocks inside every GNN layer"
+        "num_attention_layers",
+        2,
+        int,
+        "",
+        "transformer blocks inside every GNN layer",
+        check=positive_int,
     ),
     Hyper(
         "num_gnn_layers",
@@ -123,6 +155,7 @@ MODEL_HYPERS: List[Hyper] = [
         "",
         "message-passing layers (edge j->i feeds edge i->j); the receptive field is "
         "this times `cutoff`",
+        check=positive_int,
     ),
     Hyper(
         "normalization",
@@ -146,6 +179,7 @@ MODEL_HYPERS: List[Hyper] = [
         float,
         "",
         "attention logits are divided by this number",
+        check=positive_number,
     ),
     Hyper(
         "transformer_type",
@@ -182,6 +216,7 @@ MODEL_HYPERS: List[Hyper] = [
         "Gaussians of |r| (centres spread over [0, `cutoff`]) added to the geometry "
         "every edge token sees; 0: (x, y, z, |r|) alone, as in PET",
         legacy=(0,),
+        check=non_negative_int,
     ),
     Hyper(
         "central_stream",
@@ -235,20 +270,6 @@ def with_legacy_values(hypers: Dict[str, Any]) -> Dict[str, Any]:
     return hypers
 
 
-# sizes and counts: integers >= 1
-INTEGER_HYPERS = (
-    "d_pet",
-    "d_head",
-    "d_node",
-    "d_feedforward",
-    "num_heads",
-    "num_attention_layers",
-    "num_gnn_layers",
-)
-# lengths (model length unit) and the attention temperature: finite numbers > 0
-POSITIVE_REAL_HYPERS = ("cutoff", "cutoff_width", "attention_temperature")
-
-
 def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     """Merge ``overrides`` into the defaults and validate them.
 
@@ -281,13 +302,9 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     if isinstance(long_range, dict) and long_range.get("enable", False):
         raise ValueError("long-range interactions are not implemented in pet_mta")
 
-    for name in INTEGER_HYPERS:
-        hypers[name] = positive_int(f"hyper-parameter '{name}'", hypers[name])
-    hypers["radial_basis"] = non_negative_int(
-        "hyper-parameter 'radial_basis'", hypers["radial_basis"]
-    )
-    for name in POSITIVE_REAL_HYPERS:
-        hypers[name] = positive_number(f"hyper-parameter '{name}'", hypers[name])
+    for h in MODEL_HYPERS:
+        if h.check is not None:
+            hypers[h.name] = h.check(f"hyper-parameter '{h.name}'", hypers[h.name])
     if hypers["cutoff_width"] > hypers["cutoff"]:
         raise ValueError(
             f"hyper-parameter 'cutoff_width' ({hypers['cutoff_width']}) must not "
@@ -301,10 +318,20 @@ def resolve_hypers(**overrides: Any) -> Dict[str, Any]:
     return hypers
 
 
+# the accepted values of a hyper-parameter with a check, in words
+CHECK_NAMES = {
+    positive_int: "int >= 1",
+    non_negative_int: "int >= 0",
+    positive_number: "float > 0",
+}
+
+
 def type_name(hyper: Hyper) -> str:
-    """``hyper``'s accepted values in words: its choices, or its type."""
+    """``hyper``'s accepted values in words: its choices, its check, or its type."""
     if hyper.choices:
         return " or ".join(repr(c) for c in hyper.choices)
+    if hyper.check is not None:
+        return CHECK_NAMES[hyper.check]
     return getattr(hyper.type, "__name__", None) or str(hyper.type).replace(
         "typing.", ""
     )

@@ -9,7 +9,8 @@ from conftest import tiny_pet, triclinic_alloy
 from metatomic.torch import ModelOutput
 
 from pet_mta import PET
-from pet_mta.hypers import MODEL_HYPERS, legacy_value, resolve_hypers
+from pet_mta.checks import non_negative_int, positive_int, positive_number
+from pet_mta.hypers import MODEL_HYPERS, hypers_table, legacy_value, resolve_hypers
 from pet_mta.neighbors import systems_from_ase
 
 
@@ -44,6 +45,33 @@ def test_bad_value_names_the_hyper(name, value):
     # the model constructor goes through the same check
     with pytest.raises(ValueError, match=f"'{name}'"):
         PET(atomic_types=[1], **{name: value})
+
+
+# the smallest value each kind of check refuses, and how the docs table words it
+BOUNDARIES = {
+    positive_int: (0, "int >= 1"),
+    non_negative_int: (-1, "int >= 0"),
+    positive_number: (0.0, "float > 0"),
+}
+
+
+@pytest.mark.parametrize(
+    "hyper", [h for h in MODEL_HYPERS if h.check is not None], ids=lambda h: h.name
+)
+def test_the_table_check_of_every_hyper_is_run_and_documented(hyper):
+    refused, words = BOUNDARIES[hyper.check]
+    with pytest.raises(ValueError, match=f"'{hyper.name}'"):
+        resolve_hypers(**{hyper.name: refused})
+    row = hypers_table().split(f"``{hyper.name}``")[1].split("* -")[0]
+    assert words in row
+
+
+def test_every_size_and_length_of_the_model_has_a_check():
+    checked = {h.name for h in MODEL_HYPERS if h.check is not None}
+    sizes = {h.name for h in MODEL_HYPERS if h.name.startswith(("d_", "num_"))}
+    lengths = {h.name for h in MODEL_HYPERS if h.unit == "length"}
+    unused = {"num_neighbors_adaptive", "cutoff_width_adaptive"}  # must stay default
+    assert (sizes | lengths) - unused <= checked
 
 
 def test_width_larger_than_cutoff():
