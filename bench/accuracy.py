@@ -337,9 +337,10 @@ def training_logs(work: Path) -> List[Path]:
 
 def evaluate(
     job: Job, files: dict, work: Path, model: str = "model.pt"
-) -> Dict[str, float]:
+) -> Tuple[Dict[str, float], Dict[str, list]]:
     """Test-set MAEs of an exported model in ``work``, from ``mtt eval`` (and from
-    its predictions, for the dipole per structure)."""
+    its predictions, for the dipole per structure), and every ``(MAE, unit)``
+    that ``mtt eval`` printed, by name."""
     (work / "eval.yaml").write_text(yaml.safe_dump(eval_options(job.dataset, files)))
     stem = Path(model).stem
     predictions = f"predictions-{stem}.xyz"
@@ -350,8 +351,7 @@ def evaluate(
     }
     if DIPOLE in job.dataset.metrics:
         result[DIPOLE.key] = dipole_mae(files["test"], work / predictions)
-    result["test_fields"] = {name: list(value) for name, value in fields.items()}
-    return result
+    return result, {name: list(value) for name, value in fields.items()}
 
 
 def last_epoch(job: Job, files: dict, work: Path, best: dict) -> dict:
@@ -368,7 +368,7 @@ def last_epoch(job: Job, files: dict, work: Path, best: dict) -> dict:
     with _LOAD:
         checkpoint = torch.load(work / "model.ckpt", weights_only=False)
     if checkpoint["best_epoch"] == checkpoint["epoch"]:
-        return {"test_last": {k: v for k, v in best.items() if k != "test_fields"}}
+        return {"test_last": best}
     last = checkpoint["model_state_dict"]
     average = checkpoint.get("ema_state_dict")  # averaged weights (ema_decay)
     if average is not None:
@@ -379,9 +379,7 @@ def last_epoch(job: Job, files: dict, work: Path, best: dict) -> dict:
     command = [mtt(), "export", "model-last.ckpt", "-o", "model-last.pt"]
     run(command, work, "export-last.txt")
     (work / "model-last.ckpt").unlink()
-    errors = evaluate(job, files, work, "model-last.pt")
-    errors.pop("test_fields")
-    return {"test_last": errors}
+    return {"test_last": evaluate(job, files, work, "model-last.pt")[0]}
 
 
 def symmetrized(job: Job, files: dict, work: Path, args) -> dict:
@@ -396,9 +394,8 @@ def symmetrized(job: Job, files: dict, work: Path, args) -> dict:
     seconds = {}
     for model in ("model.pt", "symmetrized.pt"):
         start = time.perf_counter()
-        errors = evaluate(job, files, work, model)
+        errors = evaluate(job, files, work, model)[0]
         seconds[model] = (time.perf_counter() - start) / args.n_test
-    errors.pop("test_fields")
     return {
         "symmetrized": errors,
         "symmetrize_options": args.symmetrize_options,
@@ -412,7 +409,7 @@ def benchmark(job: Job, files: dict, args) -> dict:
     work = job.folder(args)
     work.mkdir(parents=True, exist_ok=True)
     log, meta = train(job, files, work, args)
-    errors = evaluate(job, files, work)
+    errors, fields = evaluate(job, files, work)
     return {
         "dataset": job.dataset.name,
         "architecture": job.architecture,
@@ -427,6 +424,7 @@ def benchmark(job: Job, files: dict, args) -> dict:
         "params": count_parameters(work / "model.pt"),
         **selection(log, job.dataset.metrics),
         **errors,
+        "test_fields": fields,
         **last_epoch(job, files, work, errors),
         **symmetrized(job, files, work, args),
         **meta,
