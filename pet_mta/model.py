@@ -45,6 +45,26 @@ def of_member(values: torch.Tensor, member: int) -> torch.Tensor:
     return values if values.dim() == 2 else values[member]
 
 
+def feature_map(
+    features: torch.Tensor,
+    selected: Tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    n_systems: int,
+    output: ModelOutput,
+) -> TensorMap:
+    """Features ``[N, width]`` of every atom as the ``TensorMap`` of ``output``,
+    for the ``selected`` atoms: (rows in ``features``, system index, atom index)."""
+    rows, system_index, atom_index = selected
+    return make_tensormap(
+        features.index_select(0, rows),
+        system_index,
+        atom_index,
+        n_systems,
+        output.sample_kind == "atom",
+        1,
+        feature_labels(features.shape[1]),
+    )
+
+
 def last_layer_features_name(target: str) -> str:
     """Name of the last-layer-features output of ``target`` (metatrain convention)."""
     base = target[5:] if target.startswith("mtt::") else target
@@ -261,20 +281,7 @@ class PET(torch.nn.Module):
     ) -> List[Dict[str, TensorMap]]:
         """:meth:`forward` of every member (one dictionary, for ``n_members = 0``):
         the graph is built once and every layer runs all members at once."""
-        for name in outputs.keys():
-            if not self._has_output(name):
-                raise ValueError(
-                    "this model cannot compute the output '"
-                    + name
-                    + "'; available outputs are: "
-                    + ", ".join(self._output_names())
-                )
-            if len(outputs[name].explicit_gradients) > 0:
-                raise ValueError(
-                    "explicit gradients are not supported for '"
-                    + name
-                    + "': request forces/stress through autograd (the engine does this)"
-                )
+        self._check_request(outputs)
         dtype = self.neighbor_embedding.weight.dtype
         check_dtype(systems, dtype)
 
@@ -329,6 +336,7 @@ class PET(torch.nn.Module):
         for _ in range(max(1, self.n_members)):
             member_result: Dict[str, TensorMap] = {}
             results.append(member_result)
+        selected = (rows, chosen_system, chosen_atom)
         for name, readout in self.readouts.items():
             ll_name = self.last_layer_of_target[name]
             want_values = name in outputs
@@ -361,17 +369,12 @@ class PET(torch.nn.Module):
                             outputs[name].sample_kind == "atom",
                         )
                     if want_ll:
-                        member_features = of_member(last_layer, m)
-                        result[ll_name] = make_tensormap(
-                            member_features.index_select(0, rows),
-                            chosen_system,
-                            chosen_atom,
+                        result[ll_name] = feature_map(
+                            of_member(last_layer, m),
+                            selected,
                             n_systems,
-                            outputs[ll_name].sample_kind == "atom",
-                            1,
-                            feature_labels(member_features.shape[1]),
+                            outputs[ll_name],
                         )
-
         if "feature" in outputs:
             edges = edge_features[-1]
             summed_edges = zero_rows(
@@ -379,17 +382,27 @@ class PET(torch.nn.Module):
             ).index_add(-2, centers, edges * edge_weights[:, None])
             features = torch.cat([node_features[-1], summed_edges], dim=-1)
             for m, result in enumerate(results):
-                member_features = of_member(features, m)
-                result["feature"] = make_tensormap(
-                    member_features.index_select(0, rows),
-                    chosen_system,
-                    chosen_atom,
-                    n_systems,
-                    outputs["feature"].sample_kind == "atom",
-                    1,
-                    feature_labels(member_features.shape[1]),
+                result["feature"] = feature_map(
+                    of_member(features, m), selected, n_systems, outputs["feature"]
                 )
         return results
+
+    def _check_request(self, outputs: Dict[str, ModelOutput]) -> None:
+        """Refuse outputs this model does not have, and explicit gradients."""
+        for name in outputs.keys():
+            if not self._has_output(name):
+                raise ValueError(
+                    "this model cannot compute the output '"
+                    + name
+                    + "'; available outputs are: "
+                    + ", ".join(self._output_names())
+                )
+            if len(outputs[name].explicit_gradients) > 0:
+                raise ValueError(
+                    "explicit gradients are not supported for '"
+                    + name
+                    + "': request forces/stress through autograd (the engine does this)"
+                )
 
     def _sequences(
         self,
