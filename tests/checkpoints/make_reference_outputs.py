@@ -16,7 +16,9 @@ model-v5_trainer-v2: 5187cf3, model-v5_trainer-v3: e9a15dd, model-v5_trainer-v4:
 conformance suite, one message-passing layer). The ``two_layers/``
 checkpoints (model only, randomly perturbed weights, two layers so that the
 per-layer parts of the upgrades count) were written by ``create`` with the code of
-caae932 (v1) and afc83dc (v2)::
+caae932 (v1), afc83dc (v2), 572e0df (v3) and fb23a6b (v6; ``create`` fills every
+hyper-parameter of the writing code's table since then, as ``mtt train`` stores
+them)::
 
     PYTHONPATH=/tmp/pet-v1:tests python tests/checkpoints/make_reference_outputs.py \\
         create two_layers/model-v1.ckpt.gz caae932
@@ -35,6 +37,7 @@ import torch
 from metatrain_helpers import checkpoint_predictions, reference_structures
 
 import pet_mta
+from pet_mta.hypers import DEFAULT_MODEL_HYPERS
 from pet_mta.metatrain import PETModel
 
 HERE = Path(__file__).parent
@@ -50,7 +53,8 @@ def create(name: str, commit: str) -> None:
     """A two-layer H/C/N/O model with random weights (perturbed by N(0, 0.2²) so
     that no layer is at its zero initialisation) and a composition baseline."""
     template = load("model-v1_trainer-v1.ckpt.gz")["model_data"]
-    hypers = dict(template["model_hypers"])
+    # every hyper-parameter of the code that writes it, as `mtt train` stores them
+    hypers = {**DEFAULT_MODEL_HYPERS, **template["model_hypers"]}
     hypers.update(d_pet=4, d_head=4, d_node=4, d_feedforward=4, num_gnn_layers=2)
     torch.manual_seed(17)
     model = PETModel(hypers, template["dataset_info"])
