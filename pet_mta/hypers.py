@@ -229,6 +229,17 @@ MODEL_HYPERS: List[Hyper] = [
         (True, False),
         legacy=(False,),
     ),
+    Hyper(
+        "edge_stream",
+        False,
+        bool,
+        "",
+        "the edge tokens of every GNN layer after the first also see their own output "
+        "of the layer before (through weights of their own, zero at initialisation); "
+        "false: only the geometry and the reverse edge's message",
+        (True, False),
+        legacy=(False,),
+    ),
     # accepted for compatibility with metatrain's `pet` options files
     Hyper("zbl", False, bool, "", "not implemented: must be false", (False,)),
     Hyper(

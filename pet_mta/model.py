@@ -136,6 +136,7 @@ class PET(torch.nn.Module):
         read (see :mod:`pet_mta.modules.receptive_field`); changes no result."""
         self.min_distance = self.__pet_min_distance__
         self.residual_readout = self.hypers["featurizer_type"] == "residual"
+        self.edge_stream = bool(self.hypers["edge_stream"])
         n_species = len(types)
         n_layers = int(self.hypers["num_gnn_layers"])
         d_pet = int(self.hypers["d_pet"])
@@ -160,7 +161,10 @@ class PET(torch.nn.Module):
         self.layer_species = Embedding((n_layers - 1) * n_species, d_pet, members)
         torch.nn.init.zeros_(self.layer_species.weight)
         self.gnn_layers = torch.nn.ModuleList(
-            [GNNLayer(self.hypers, n_species, members) for _ in range(n_layers)]
+            [
+                GNNLayer(self.hypers, n_species, members, self.edge_stream and k > 0)
+                for k in range(n_layers)
+            ]
         )
         n_readout = n_layers if self.residual_readout else 1
         state_width = central_state_width(self.hypers)
@@ -315,6 +319,7 @@ class PET(torch.nn.Module):
                 budget,
                 self.residual_readout,
                 self.read_tokens_only,
+                self.edge_stream,
             )
         node_features, edge_features = self._sequences(graph, key_bias, subsets, budget)
         centers = graph.centers
@@ -439,6 +444,7 @@ class PET(torch.nn.Module):
         edge_features: List[torch.Tensor] = []
         n_layers = len(self.gnn_layers)
         for k, layer in enumerate(self.gnn_layers):
+            own_outputs: Optional[torch.Tensor] = None
             if k == 0:
                 # first messages are species embeddings: project the table only
                 table = layer.tokenizer.project_messages(self.neighbor_embedding.weight)
@@ -462,9 +468,15 @@ class PET(torch.nn.Module):
                     neighbor_species = graph.species.index_select(
                         0, layer_graph.neighbors
                     )
+                    if self.edge_stream:
+                        own_outputs = edge_out.index_select(
+                            -2, previous.out_edge_rows(subset.edges)
+                        )
                 else:
                     reverse = layer_graph.reverse
                     reverse_rows = reverse.clamp(min=0)
+                    if self.edge_stream:
+                        own_outputs = edge_out  # the same edges, in order
                 incoming = edge_out.index_select(-2, reverse_rows)
                 messages = torch.where(
                     (reverse >= 0)[:, None], 0.5 * (messages + incoming), messages
@@ -473,7 +485,9 @@ class PET(torch.nn.Module):
                     messages
                     + self.layer_species(neighbor_species + (k - 1) * self.n_species)
                 )
-            central, edge_out = layer.by_chunks(chunks, central, layer_graph, projected)
+            central, edge_out = layer.by_chunks(
+                chunks, central, layer_graph, projected, own_outputs
+            )
             if self.residual_readout or k == n_layers - 1:
                 if trimmed:
                     last, subset = subsets[-1], subsets[k]

@@ -11,6 +11,7 @@ from metatensor.torch import Labels
 from metatomic.torch import ModelOutput
 
 from pet_mta import PET, Ensemble
+from pet_mta.hypers import MODEL_HYPERS
 from pet_mta.neighbors import systems_from_ase
 from pet_mta.stacked import stack_members
 
@@ -33,6 +34,7 @@ VARIANTS = {
         edge_embedding="distance", radial_basis=4, cutoff_function="Cosine"
     ),
     "central stream, post-LN": dict(central_stream=True, transformer_type="PostLN"),
+    "edge stream, 3 layers": dict(edge_stream=True, num_gnn_layers=3),
 }
 
 
@@ -64,6 +66,11 @@ def test_stacked_pass_equals_members_one_by_one(variant):
         tiny_pet(TYPES, seed=seed, targets=TARGETS, **VARIANTS[variant])
         for seed in range(3)
     ]
+    with torch.no_grad():  # the edge stream's weights start at zero: make them count
+        for member in members:
+            for name, parameter in member.named_parameters():
+                if "own_edge" in name:
+                    parameter.normal_(0.0, 0.3)
     stacked = Ensemble(members)
     one_by_one = Ensemble(members, stack=False)
     assert stacked.is_stacked and not one_by_one.is_stacked
@@ -195,10 +202,12 @@ def test_architecture_survives_export_and_rebuilds_the_model(tmp_path):
 
 
 def test_architecture_older_than_an_option_rebuilds_its_legacy_value():
-    """An architecture string written before ``radial_basis``, ``central_stream`` and
-    ``edge_embedding`` existed rebuilds the model those versions had: it takes the
-    old model's weights (a default-valued model would not: other shapes)."""
-    legacy = {"radial_basis": 0, "central_stream": False, "edge_embedding": "cartesian"}
+    """An architecture string written before the hyper-parameters with a legacy value
+    (``radial_basis``, ``central_stream``, ...) existed rebuilds the model those
+    versions had: it takes the old model's weights (a default-valued model would
+    not: other shapes) and has their legacy values."""
+    legacy = {h.name: h.legacy[0] for h in MODEL_HYPERS if h.legacy}
+    assert {"radial_basis", "central_stream", "edge_embedding"} <= set(legacy)
     model = tiny_pet(TYPES, targets=TARGETS, **legacy)
     spec = json.loads(model.architecture)
     for name in legacy:

@@ -43,20 +43,38 @@ def _evaluate(model, frames, selection, outputs, lists_from=None):
     return results, -torch.cat(grads)
 
 
+def _perturbed(model):
+    """``model`` with every weight moved by N(0, 0.1²): the weights that start at
+    zero (the per-layer species embeddings, the edge stream's) take part too."""
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
 @pytest.mark.parametrize(
-    "featurizer_type, central_stream",
-    [("feedforward", False), ("residual", False), ("residual", True)],
+    "featurizer_type, central_stream, edge_stream",
+    [
+        ("feedforward", False, False),
+        ("residual", False, False),
+        ("residual", True, False),
+        ("feedforward", False, True),
+        ("residual", True, True),
+    ],
 )
 @pytest.mark.parametrize("num_gnn_layers", [1, 2, 3])
 def test_selection_matches_full_computation(
-    featurizer_type, central_stream, num_gnn_layers
+    featurizer_type, central_stream, edge_stream, num_gnn_layers
 ):
     model = tiny_pet(
         targets=TARGETS,
         num_gnn_layers=num_gnn_layers,
         featurizer_type=featurizer_type,
         central_stream=central_stream,
+        edge_stream=edge_stream,
     )
+    _perturbed(model)
     frames = _frames()
     rows = _global_rows(frames, SELECTION)
     per_atom = {
@@ -189,7 +207,7 @@ def _count_sequences(model, frames, selection):
         original = layer.forward
 
         def counting(*args, _k=k, _original=original, **kwargs):
-            counts[_k] += args[-1].key_bias.shape[0]  # chunk: [sequences, T]
+            counts[_k] += args[5].key_bias.shape[0]  # chunk: [sequences, T]
             return _original(*args, **kwargs)
 
         layer.forward = counting
@@ -297,13 +315,15 @@ def test_the_last_block_computes_the_read_tokens_only(featurizer_type):
         {"featurizer_type": "residual", "central_stream": True},
         {"transformer_type": "PostLN", "central_stream": True},
         {"num_gnn_layers": 3, "activation": "SiLU", "normalization": "LayerNorm"},
+        {"edge_stream": True},
+        {"num_gnn_layers": 3, "edge_stream": True, "featurizer_type": "residual"},
     ],
 )
 @pytest.mark.parametrize("tokens_per_chunk", [16384, 64])
 def test_read_tokens_only_changes_no_result(hypers, tokens_per_chunk):
     """Outputs and forces with the last blocks computing the read tokens only, the
     same as with every token and as the full computation, to round-off."""
-    model = tiny_pet(targets=TARGETS, num_attention_layers=2, **hypers)
+    model = _perturbed(tiny_pet(targets=TARGETS, num_attention_layers=2, **hypers))
     model.tokens_per_chunk = tokens_per_chunk
     frames = _frames()
     per_atom = {

@@ -1,12 +1,12 @@
 """One message-passing layer of PET: tokenise the edges, run transformer blocks."""
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from .chunks import AtomChunk
 from .graph import EdgeGraph
-from .members import Embedding
+from .members import Embedding, Linear
 from .tokens import EdgeTokenizer
 from .transformer import TransformerBlock
 
@@ -17,11 +17,25 @@ class GNNLayer(torch.nn.Module):
     :param hypers: resolved model hyper-parameters (:mod:`pet_mta.hypers`)
     :param n_species: number of atomic species
     :param n_members: leading member axis of the weights (see :mod:`.members`)
+    :param own_edges: the layer reads its edges' own outputs of the layer before
+        (hyper-parameter ``edge_stream``; not for the first layer)
     """
 
-    def __init__(self, hypers: Dict[str, Any], n_species: int, n_members: int = 0):
+    def __init__(
+        self,
+        hypers: Dict[str, Any],
+        n_species: int,
+        n_members: int = 0,
+        own_edges: bool = False,
+    ):
         super().__init__()
         d_pet = int(hypers["d_pet"])
+        # the edges' own outputs of the layer before enter the first layer of the
+        # token MLP through these weights, zero at initialisation (edge_stream)
+        self.own_edge: torch.nn.Module = torch.nn.Identity()
+        if own_edges:
+            self.own_edge = Linear(d_pet, d_pet, bias=False, n_members=n_members)
+            torch.nn.init.zeros_(self.own_edge.weight)
         central_width = central_state_width(hypers)
         self.central_embedding = Embedding(n_species, central_width or d_pet, n_members)
         self.tokenizer = EdgeTokenizer(
@@ -56,6 +70,7 @@ class GNNLayer(torch.nn.Module):
         distances: torch.Tensor,
         projected: torch.Tensor,
         chunk: AtomChunk,
+        own_outputs: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         :param central: ``[(M,) n, c]`` central tokens (``c = d_pet``) or states
@@ -65,11 +80,16 @@ class GNNLayer(torch.nn.Module):
         :param vectors: ``[e, 3]`` and ``distances``: ``[e]``, geometry of their edges
         :param projected: ``[(M,) e, d_pet]`` incoming messages after
             ``tokenizer.project_messages``
+        :param own_outputs: ``[(M,) e, d_pet]`` the edges' own output tokens of the
+            layer before (hyper-parameter ``edge_stream``), mapped by ``own_edge``
+            into the first layer of the token MLP
         :return: output central ``[(M,) n, c]`` and edge ``[(M,) e, d_pet]`` tokens;
             if ``chunk`` has queries (:meth:`.chunks.AtomChunk.read_only`), those of
             the queries only (the last block computes no other)
         """
         central = central + self.central_embedding(species)
+        if own_outputs is not None:
+            projected = projected + self.own_edge(own_outputs)
         edges = self.tokenizer.tokens(vectors, distances, projected)
         last = len(self.blocks) - 1
         for k, block in enumerate(self.blocks):
@@ -82,6 +102,7 @@ class GNNLayer(torch.nn.Module):
         central: torch.Tensor,
         graph: EdgeGraph,
         projected: torch.Tensor,
+        own_outputs: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """This layer over all atoms, chunk by chunk (see :mod:`.chunks`); same result
         as one call on all atoms.
@@ -97,12 +118,16 @@ class GNNLayer(torch.nn.Module):
                 graph.distances,
                 projected,
                 chunks[0],
+                own_outputs,
             )
         central_parts: List[torch.Tensor] = []
         edge_parts: List[torch.Tensor] = []
         for chunk in chunks:
             a0, n = chunk.first_atom, chunk.stop_atom - chunk.first_atom
             e0, e = chunk.first_edge, chunk.stop_edge - chunk.first_edge
+            part: Optional[torch.Tensor] = None
+            if own_outputs is not None:
+                part = own_outputs.narrow(-2, e0, e)
             central_part, edge_part = self(
                 central.narrow(-2, a0, n),
                 graph.species.narrow(0, a0, n),
@@ -110,6 +135,7 @@ class GNNLayer(torch.nn.Module):
                 graph.distances.narrow(0, e0, e),
                 projected.narrow(-2, e0, e),
                 chunk,
+                part,
             )
             central_parts.append(central_part)
             edge_parts.append(edge_part)

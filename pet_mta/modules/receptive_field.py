@@ -13,7 +13,8 @@ outputs, and the read-outs run on the selected atoms only.
 
 Of the atoms in ``needed[l - 1]`` but not in ``needed[l]``, layer ``l`` reads only the
 edges ``j -> i`` towards ``needed[l]``; of the others, the centre and those same
-edges (and every token of the selected atoms with the residual featurizer). The last
+edges (and every token of the selected atoms with the residual featurizer, and
+their own edges ``i -> j`` with the edge stream). The last
 transformer block of layer ``l - 1`` computes those outputs only
 (:func:`read_only`): its attention still takes every token as key and value.
 """
@@ -159,17 +160,24 @@ def read_only(subset: AtomSubset, atoms: torch.Tensor, edges: torch.Tensor) -> N
 
 
 def read_edges(
-    graph: EdgeGraph, following: AtomSubset, last: AtomSubset, every_layer: bool
+    graph: EdgeGraph,
+    following: AtomSubset,
+    last: AtomSubset,
+    every_layer: bool,
+    own_edges: bool = False,
 ) -> torch.Tensor:
     """Sorted full-graph indices ``[b]`` of the edges whose output tokens the layer
     before ``following`` must give: the reverses of ``following``'s edges (an edge
-    without a reverse stands for itself: its message is not read), and
-    ``last``'s edges if the read-outs read ``every_layer``."""
+    without a reverse stands for itself: its message is not read), ``last``'s edges
+    if the read-outs read ``every_layer``, and ``following``'s edges themselves
+    with ``own_edges`` (the edge stream reads them)."""
     edges = following.edges
     reverse = graph.reverse.index_select(0, edges)
     wanted = [torch.where(reverse >= 0, reverse, edges)]
     if every_layer:
         wanted.append(last.edges)
+    if own_edges:
+        wanted.append(edges)
     return torch.unique(torch.cat(wanted))
 
 
@@ -181,6 +189,7 @@ def trimmed_subsets(
     budget: int,
     every_layer: bool = False,
     queries: bool = True,
+    own_edges: bool = False,
 ) -> List[AtomSubset]:
     """Per layer, the :class:`AtomSubset` to compute (the first layers may need all
     atoms); an empty list when every atom is selected (nothing to trim).
@@ -190,6 +199,8 @@ def trimmed_subsets(
         atoms (residual featurizer), not only the last layer's
     :param queries: the last block of every layer but the last computes only the
         tokens the next layer and the read-outs read (:func:`read_only`)
+    :param own_edges: every layer reads the previous layer's outputs of its own
+        edges too (hyper-parameter ``edge_stream``)
     """
     masks = needed_atoms(graph, selected, n_layers)
     if bool(torch.all(masks[-1])):
@@ -199,6 +210,6 @@ def trimmed_subsets(
         last = subsets[-1]
         for k in range(n_layers - 1):
             following = subsets[k + 1]
-            edges = read_edges(graph, following, last, every_layer)
+            edges = read_edges(graph, following, last, every_layer, own_edges)
             read_only(subsets[k], following.atoms, edges)
     return subsets
