@@ -60,12 +60,12 @@ def test_core_imports_without_metatrain():
 
 def test_defaults_are_those_of_pet():
     """Every hyper-parameter of ``pet`` with the same default; pet_mta adds
-    ``central_stream``, ``edge_embedding`` and ``radial_basis`` to the model,
-    ``ema_decay`` and ``refit_baseline`` to the training."""
+    ``central_stream``, ``edge_embedding``, ``edge_stream`` and ``radial_basis`` to
+    the model, ``ema_decay`` and ``refit_baseline`` to the training."""
     ours = get_default_hypers("pet_mta")
     theirs = get_default_hypers("pet")
     for section, extra in [
-        ("model", ["central_stream", "edge_embedding", "radial_basis"]),
+        ("model", ["central_stream", "edge_embedding", "edge_stream", "radial_basis"]),
         ("training", ["ema_decay", "refit_baseline"]),
     ]:
         assert {k: ours[section][k] for k in theirs[section]} == theirs[section]
