@@ -29,6 +29,16 @@ def tiny_pet(atomic_types=(1, 6, 8, 13, 29), dtype=torch.float64, seed=0, **hype
     return PET(atomic_types=list(atomic_types), **options).to(dtype).eval()
 
 
+def with_edge_stream_weights(model, std: float = 0.3):
+    """``model`` with the edge stream's weights (zero at initialisation) drawn from
+    N(0, std²), so that tests of an ``edge_stream`` model exercise them."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "own_edge" in name:
+                parameter.normal_(0.0, std)
+    return model
+
+
 def triclinic_alloy(seed: int = 1) -> ase.Atoms:
     """A rattled, sheared 2-species fcc cell (4 atoms), fully periodic."""
     atoms = ase.build.bulk("Cu", "fcc", a=3.6, cubic=True)

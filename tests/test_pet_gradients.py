@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-import torch
-from conftest import molecule, tiny_pet, triclinic_alloy
+from conftest import molecule, tiny_pet, triclinic_alloy, with_edge_stream_weights
 
 from pet_mta.evaluation import compute_properties
 
@@ -15,11 +14,7 @@ def _energy(model, atoms):
 @pytest.mark.parametrize("hypers", [{}, {"edge_stream": True}], ids=["", "stream"])
 @pytest.mark.parametrize("make", [triclinic_alloy, molecule])
 def test_forces_are_minus_energy_gradient(make, hypers):
-    model = tiny_pet(**hypers)
-    with torch.no_grad():  # the edge stream's weights start at zero: make them count
-        for name, parameter in model.named_parameters():
-            if "own_edge" in name:
-                parameter.normal_(0.0, 0.3)
+    model = with_edge_stream_weights(tiny_pet(**hypers))
     atoms = make()
     forces = compute_properties(model, atoms, stress=False)["forces"]
     assert np.abs(forces).max() > 1e-6, "forces should not vanish for a rattled cell"
