@@ -21,6 +21,9 @@ Version history
   ``False``, what every earlier model used.
 - model 6: the ``radial_basis`` hyper-parameter (Gaussians of the edge lengths in
   the edge tokens); the upgrade sets it to 0, what every earlier model used.
+- model 7: the ``edge_stream`` hyper-parameter (edge tokens see their own output of
+  the layer before); the upgrade sets it to ``False``, what every earlier model
+  used (and still the default).
 - trainer 2: the validation errors of the best and of the last epoch are stored
   (``best_validation``, ``last_validation``) to report the best-model choice; the
   upgrade sets them to ``None`` (nothing to compare with).
@@ -89,12 +92,20 @@ def _model_v5_to_v6(checkpoint: Checkpoint) -> None:
     )
 
 
+def _model_v6_to_v7(checkpoint: Checkpoint) -> None:
+    """Earlier models had no edge stream."""
+    checkpoint["model_data"]["model_hypers"].setdefault(
+        "edge_stream", legacy_value("edge_stream")
+    )
+
+
 MODEL_UPGRADES: List[Callable[[Checkpoint], None]] = [
     _model_v1_to_v2,
     _model_v2_to_v3,
     _model_v3_to_v4,
     _model_v4_to_v5,
     _model_v5_to_v6,
+    _model_v6_to_v7,
 ]
 
 

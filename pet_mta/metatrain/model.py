@@ -54,7 +54,7 @@ class PETModel(ModelInterface[ModelHypers]):
     :param metadata: metadata of exported models (defaults to pet_mta's)
     """
 
-    __checkpoint_version__ = 6
+    __checkpoint_version__ = 7
     __supported_devices__ = ["cuda", "cpu"]
     __supported_dtypes__ = [torch.float32, torch.float64]
     __default_metadata__ = default_metadata()
