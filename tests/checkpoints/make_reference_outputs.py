@@ -13,12 +13,12 @@ model-v1_trainer-v1: caae932, model-v2_trainer-v1: afc83dc, model-v3_trainer-v1:
 078ddfd, model-v3_trainer-v2: e2836c8, model-v4_trainer-v2: fd8cbb1,
 model-v5_trainer-v2: 5187cf3, model-v5_trainer-v3: e9a15dd, model-v5_trainer-v4:
 7bd32cf, model-v6_trainer-v4: 20cdd9d and model-v7_trainer-v4: ac678c9 (these six
-written by metatrain's conformance suite, one message-passing layer). The ``two_layers/``
-checkpoints (model only, randomly perturbed weights, two layers so that the
-per-layer parts of the upgrades count) were written by ``create`` with the code of
-caae932 (v1), afc83dc (v2), 572e0df (v3) and fb23a6b (v6; ``create`` fills every
-hyper-parameter of the writing code's table since then, as ``mtt train`` stores
-them)::
+written by metatrain's conformance suite, one message-passing layer). The
+``two_layers/`` checkpoints (model only, randomly perturbed weights, two layers so
+that the per-layer parts of the upgrades count) were written by ``create`` with the
+code of caae932 (v1), afc83dc (v2), 572e0df (v3) and fb23a6b (v6; ``create`` fills
+every hyper-parameter of the writing code's table since then, as ``mtt train``
+stores them)::
 
     PYTHONPATH=/tmp/pet-v1:tests python tests/checkpoints/make_reference_outputs.py \\
         create two_layers/model-v1.ckpt.gz caae932
