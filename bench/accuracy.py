@@ -78,6 +78,8 @@ from accuracy_sets import (
 )
 from provenance import cpu_name
 
+from pet_mta.commands.arguments import positive_int
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "src" / "bench"
 _LOAD = threading.Lock()
@@ -541,7 +543,7 @@ def parse(argv=None):
     )
     parser.add_argument(
         "--checkpoint-interval",
-        type=int,
+        type=positive_int,
         default=NO_CHECKPOINTS,
         metavar="N",
         help="save a checkpoint every N epochs, so that --reuse can continue a "
