@@ -29,13 +29,13 @@ def tiny_pet(atomic_types=(1, 6, 8, 13, 29), dtype=torch.float64, seed=0, **hype
     return PET(atomic_types=list(atomic_types), **options).to(dtype).eval()
 
 
-def with_edge_stream_weights(model, std: float = 0.3):
-    """``model`` with the edge stream's weights (zero at initialisation) drawn from
-    N(0, std²), so that tests of an ``edge_stream`` model exercise them."""
+def perturbed(model, seed: int = 5, std: float = 0.1):
+    """``model`` with every weight moved by N(0, std²): the weights that start at
+    zero (the per-layer species embeddings, the edge stream's) take part too."""
+    torch.manual_seed(seed)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "own_edge" in name:
-                parameter.normal_(0.0, std)
+        for parameter in model.parameters():
+            parameter.add_(std * torch.randn_like(parameter))
     return model
 
 

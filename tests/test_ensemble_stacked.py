@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import molecule, tiny_pet, triclinic_alloy, with_edge_stream_weights
+from conftest import molecule, perturbed, tiny_pet, triclinic_alloy
 from ecse_helpers import ToyBackbone
 from metatensor.torch import Labels
 from metatomic.torch import ModelOutput
@@ -63,8 +63,8 @@ def predictions(ensemble, atoms_list, kind, selected_atoms=None):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_stacked_pass_equals_members_one_by_one(variant):
     members = [
-        with_edge_stream_weights(
-            tiny_pet(TYPES, seed=seed, targets=TARGETS, **VARIANTS[variant])
+        perturbed(
+            tiny_pet(TYPES, seed=seed, targets=TARGETS, **VARIANTS[variant]), seed=seed
         )
         for seed in range(3)
     ]

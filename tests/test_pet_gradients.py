@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import molecule, tiny_pet, triclinic_alloy, with_edge_stream_weights
+from conftest import molecule, perturbed, tiny_pet, triclinic_alloy
 
 from pet_mta.evaluation import compute_properties
 
@@ -14,7 +14,7 @@ def _energy(model, atoms):
 @pytest.mark.parametrize("hypers", [{}, {"edge_stream": True}], ids=["", "stream"])
 @pytest.mark.parametrize("make", [triclinic_alloy, molecule])
 def test_forces_are_minus_energy_gradient(make, hypers):
-    model = with_edge_stream_weights(tiny_pet(**hypers))
+    model = perturbed(tiny_pet(**hypers))
     atoms = make()
     forces = compute_properties(model, atoms, stress=False)["forces"]
     assert np.abs(forces).max() > 1e-6, "forces should not vanish for a rattled cell"

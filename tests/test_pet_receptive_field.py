@@ -4,7 +4,7 @@ import ase.neighborlist
 import numpy as np
 import pytest
 import torch
-from conftest import molecule, tiny_pet, triclinic_alloy
+from conftest import molecule, perturbed, tiny_pet, triclinic_alloy
 from metatensor.torch import Labels
 from metatomic.torch import ModelOutput
 
@@ -43,16 +43,6 @@ def _evaluate(model, frames, selection, outputs, lists_from=None):
     return results, -torch.cat(grads)
 
 
-def _perturbed(model):
-    """``model`` with every weight moved by N(0, 0.1²): the weights that start at
-    zero (the per-layer species embeddings, the edge stream's) take part too."""
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
-
-
 @pytest.mark.parametrize(
     "featurizer_type, central_stream, edge_stream",
     [
@@ -74,7 +64,7 @@ def test_selection_matches_full_computation(
         central_stream=central_stream,
         edge_stream=edge_stream,
     )
-    _perturbed(model)
+    perturbed(model)
     frames = _frames()
     rows = _global_rows(frames, SELECTION)
     per_atom = {
@@ -323,7 +313,7 @@ def test_the_last_block_computes_the_read_tokens_only(featurizer_type):
 def test_read_tokens_only_changes_no_result(hypers, tokens_per_chunk):
     """Outputs and forces with the last blocks computing the read tokens only, the
     same as with every token and as the full computation, to round-off."""
-    model = _perturbed(tiny_pet(targets=TARGETS, num_attention_layers=2, **hypers))
+    model = perturbed(tiny_pet(targets=TARGETS, num_attention_layers=2, **hypers))
     model.tokens_per_chunk = tokens_per_chunk
     frames = _frames()
     per_atom = {
