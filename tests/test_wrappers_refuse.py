@@ -49,6 +49,10 @@ def pet():
         ("spread_width", 0.0),
         ("spread_width", 0.3),  # not below spread_start
         ("weight_beta", -1.0),
+        ("spread_penalty", -0.5),
+        ("spread_penalty", math.nan),
+        ("spread_penalty_end", 0.05),  # not above spread_start - spread_width
+        ("spread_penalty_end", 1.5),
         ("aux_threshold", 0.0),
         ("aux_width", math.inf),
         ("prune_threshold", 0.95),  # + prune_width > 1: the best frame is pruned

@@ -37,6 +37,16 @@ BENCHMARKS: List[Tuple[str, str, str]] = [
         "bench/ecse_nve.py",
     ),
     (
+        "ecse_nve_inner",
+        "ECSE in molecular dynamics: the inner cutoff (alloy, trained model)",
+        "bench/ecse_nve.py",
+    ),
+    (
+        "ecse_nve_water",
+        "ECSE in molecular dynamics: the inner cutoff (water, trained model)",
+        "bench/ecse_nve.py",
+    ),
+    (
         "ecse_scaling",
         "ECSE with its defaults: cost and memory against system size",
         "bench/ecse_scaling.py",

@@ -27,10 +27,10 @@ def frame_hypers(outer_cutoff: Any, options: Dict[str, Any]) -> FrameHypers:
     for name, value in options.items():
         if name == "n_prunings":
             values[name] = non_negative_int(name, value)
-        elif name == "weight_beta":
+        elif name in ("weight_beta", "spread_penalty"):
             values[name] = finite_number(name, value)
             if values[name] < 0:
-                raise ValueError(f"weight_beta must not be negative, got {value!r}")
+                raise ValueError(f"{name} must not be negative, got {value!r}")
         else:
             # widths, thresholds and beta: all strictly positive
             values[name] = positive_number(name, value)
@@ -44,6 +44,12 @@ def frame_hypers(outer_cutoff: Any, options: Dict[str, Any]) -> FrameHypers:
             "spread_start must lie between spread_width and 1 (sin^2 of an angle), "
             f"got spread_start={values['spread_start']}, "
             f"spread_width={values['spread_width']}"
+        )
+    low = values["spread_start"] - values["spread_width"]
+    if not low < values["spread_penalty_end"] <= 1.0:
+        raise ValueError(
+            "spread_penalty_end must lie above spread_start - spread_width and at "
+            f"most at 1 (sin^2 of an angle), got {values['spread_penalty_end']}"
         )
     if values["prune_threshold"] + values["prune_width"] > 1.0 + 1e-12:
         raise ValueError(

@@ -108,12 +108,21 @@ class FrameHypers:
         ``>= 1`` switch it off (the published method)
     :param spread_margin_width: width of that gate
     :param spread_beta: ``beta`` of the soft maximum ``S`` of the spreads
+    :param spread_penalty: ``L``: in the adaptive inner cutoff, a pair counts as
+        if it were ``L * (1 - g(s_ab))`` farther away, ``g`` a smooth step from 0
+        at ``sin^2 = W - DW`` to 1 at ``spread_penalty_end``: the nearest pair
+        turning collinear moves ``r_in`` by at most about ``2 L / (end - W + DW)``
+        per unit of ``sin^2``. 0: the published rule, where such a pair leaves
+        ``r_in`` through a multiplicative gate inside the soft minimum, which moves
+        ``r_in`` up to ~50 A per unit of ``sin^2`` (the energy of a trained water
+        model then jumps in NVE, ``docs/src/ecse.rst``)
+    :param spread_penalty_end: ``sin^2`` above which pairs have no penalty
     """
 
     def __init__(
         self,
         outer_cutoff: float = 10.0,
-        cutoff_width: float = 0.15,
+        cutoff_width: float = 0.3,
         beta: float = 5.0,
         spread_start: float = 0.2,
         spread_width: float = 0.15,
@@ -128,6 +137,8 @@ class FrameHypers:
         spread_margin: float = 1.0,
         spread_margin_width: float = 0.1,
         spread_beta: float = 8.0,
+        spread_penalty: float = 0.5,
+        spread_penalty_end: float = 0.5,
     ):
         if not spread_start - spread_width > 0:
             raise ValueError("spread_start must be larger than spread_width")
@@ -147,6 +158,8 @@ class FrameHypers:
         self.spread_margin = float(spread_margin)
         self.spread_margin_width = float(spread_margin_width)
         self.spread_beta = float(spread_beta)
+        self.spread_penalty = float(spread_penalty)
+        self.spread_penalty_end = float(spread_penalty_end)
 
 
 def pad_environments(
@@ -191,10 +204,16 @@ def inner_cutoff(
 ) -> torch.Tensor:
     """Adaptive inner cutoff ``r_in`` of every environment.
 
-    ``r_in = softmin_beta({r_out: 1} U {softmax_beta(|r_a|, |r_b|) + W0(1/e)/beta :
-    u_ab}) + Dr`` with ``u_ab = f_c(|r_a|; r_out) f_c(|r_b|; r_out) q(s_ab; W, DW)``.
-    Since the Lambert-W margin makes each pair value at least the larger of its two
-    lengths, the best well-spread pair always lies fully inside ``r_in``.
+    ``r_in = softmin_beta({r_out: 1} U {softmax_beta(|r_a|, |r_b|) + W0(1/e)/beta
+    + p_ab : u_ab}) + Dr`` with ``u_ab = f_c(|r_a|; r_out) f_c(|r_b|; r_out)``.
+    With a spread penalty ``L > 0`` (the default), ``p_ab = L (1 - g(s_ab))``, ``g``
+    a smooth step from ``W - DW`` to ``spread_penalty_end``: every pair takes part,
+    a poorly spread one as if it were farther away, so ``r_in`` follows the spreads
+    with a bounded slope. With ``L = 0`` (the published rule) ``p_ab = 0`` and
+    ``u_ab`` has the factor ``q(s_ab; W, DW)``, which drops poorly spread pairs
+    through their weight. Since the Lambert-W margin makes each pair value at least
+    the larger of its two lengths, the pair of smallest value always lies fully
+    inside ``r_in``.
 
     :param distances: ``[n, M]`` neighbour lengths (any value in padding)
     :param spreads: ``[n, M, M]`` ``sin^2`` of every pair
@@ -210,12 +229,21 @@ def inner_cutoff(
         soft_max(pair_lengths, torch.ones_like(pair_lengths), hypers.beta, dim=-1)
         + lambert_margin() / hypers.beta
     )
-    spread_gate = gate(
-        spreads,
-        torch.full_like(spreads, hypers.spread_start),
-        torch.full_like(spreads, hypers.spread_width),
-    )
-    weights = radial[:, :, None] * radial[:, None, :] * spread_gate
+    weights = radial[:, :, None] * radial[:, None, :]
+    if hypers.spread_penalty > 0:
+        low = hypers.spread_start - hypers.spread_width
+        well_spread = gate(
+            spreads,
+            torch.full_like(spreads, low),
+            torch.full_like(spreads, hypers.spread_penalty_end - low),
+        )
+        larger = larger + hypers.spread_penalty * (1.0 - well_spread)
+    else:
+        weights = weights * gate(
+            spreads,
+            torch.full_like(spreads, hypers.spread_start),
+            torch.full_like(spreads, hypers.spread_width),
+        )
     weights = torch.where(pair_mask, weights, torch.zeros_like(weights))
     n = distances.shape[0]
     values = torch.cat(
