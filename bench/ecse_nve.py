@@ -28,6 +28,7 @@ from metatomic_ase import MetatomicCalculator
 
 from pet_mta import Symmetrized
 from pet_mta.md import run_nve
+from pet_mta.wrappers.ecse import PUBLISHED_INNER_CUTOFF
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -40,7 +41,7 @@ SETTINGS = {
     "ECSE, 1 pruning": {"n_prunings": 1},
     "ECSE, no pruning (default)": {"n_prunings": 0},
     # the published inner cutoff (before pet_mta's spread penalty, docs/src/ecse.rst)
-    "ECSE, published inner cutoff": {"spread_penalty": 0.0, "cutoff_width": 0.15},
+    "ECSE, published inner cutoff": PUBLISHED_INNER_CUTOFF,
     # the opt-in frame rule for periodic cells (see docs/src/bench/ecse_cost.md)
     "ECSE, spread_margin 0.02": {"spread_margin": 0.02},
 }

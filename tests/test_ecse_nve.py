@@ -9,6 +9,7 @@ from metatomic_ase import MetatomicCalculator
 
 from pet_mta import Symmetrized
 from pet_mta.md import run_nve
+from pet_mta.wrappers.ecse import PUBLISHED_INNER_CUTOFF
 
 
 def drift(model, atoms, steps, timestep):
@@ -65,9 +66,7 @@ def test_nve_energy_conservation(mode):
     assert moved > 20 * symmetrized
     assert symmetrized < 5 * plain + 2e-6, (symmetrized, plain)
     if mode == "whole":
-        published_rule = Symmetrized(
-            pet, mode=mode, spread_penalty=0.0, cutoff_width=0.15
-        )
+        published_rule = Symmetrized(pet, mode=mode, **PUBLISHED_INNER_CUTOFF)
         published, _ = drift(published_rule, atoms, steps, timestep)
         assert published > 4 * symmetrized, (published, symmetrized)
     # the published four rounds of pruning are why pet_mta does not prune by

@@ -12,8 +12,13 @@ from ecse_helpers import evaluate, make_systems
 
 from pet_mta import Symmetrized
 from pet_mta.distance_only import distance_only_auxiliary
-from pet_mta.wrappers.ecse import FRAME_DEFAULTS
-from pet_mta.wrappers.ecse.frames import FrameHypers, frames_per_group, inner_cutoff
+from pet_mta.wrappers.ecse import FRAME_DEFAULTS, PUBLISHED_INNER_CUTOFF
+from pet_mta.wrappers.ecse.frames import (
+    FrameHypers,
+    frames_per_group,
+    inner_cutoff,
+    pair_spreads,
+)
 
 
 def frame_count(model, atoms, spread_margin=False):
@@ -121,8 +126,7 @@ def test_pruning_is_continuous():
         tiny_pet(num_gnn_layers=1),
         n_prunings=4,
         spread_margin=1.0,
-        spread_penalty=0.0,
-        cutoff_width=0.15,
+        **PUBLISHED_INNER_CUTOFF,
     )
     base = molecule()
     direction = base.positions[4] - base.positions[0]
@@ -190,15 +194,9 @@ def inner_cutoff_along_turn(hypers: FrameHypers) -> Tuple[np.ndarray, np.ndarray
             dtype=torch.float64,
         )[None]
         distances = vectors.norm(dim=-1)
-        unit = vectors / distances[..., None]
-        cross = torch.cross(
-            unit[:, :, None].expand(1, 3, 3, 3),
-            unit[:, None].expand(1, 3, 3, 3),
-            dim=-1,
-        )
-        pair_spreads = (cross**2).sum(-1)
-        spreads.append(float(pair_spreads[0, 0, 1]))
-        cutoffs.append(float(inner_cutoff(distances, pair_spreads, upper, hypers)))
+        pairs = pair_spreads(vectors / distances[..., None])
+        spreads.append(float(pairs[0, 0, 1]))
+        cutoffs.append(float(inner_cutoff(distances, pairs, upper, hypers)))
     return np.array(spreads), np.array(cutoffs)
 
 
@@ -213,7 +211,7 @@ def test_inner_cutoff_follows_the_spreads_with_a_bounded_slope():
         "default": FrameHypers(outer_cutoff=4.5, **FRAME_DEFAULTS),
         "published": FrameHypers(
             outer_cutoff=4.5,
-            **dict(FRAME_DEFAULTS, spread_penalty=0.0, cutoff_width=0.15),
+            **dict(FRAME_DEFAULTS, **PUBLISHED_INNER_CUTOFF),
         ),
     }
     slopes = {}

@@ -1,6 +1,6 @@
 """ECSE: exact rotational symmetrization of any metatomic model."""
 
 from .frames import FrameHypers
-from .symmetrized import FRAME_DEFAULTS, Symmetrized
+from .symmetrized import FRAME_DEFAULTS, PUBLISHED_INNER_CUTOFF, Symmetrized
 
-__all__ = ["FRAME_DEFAULTS", "FrameHypers", "Symmetrized"]
+__all__ = ["FRAME_DEFAULTS", "PUBLISHED_INNER_CUTOFF", "FrameHypers", "Symmetrized"]

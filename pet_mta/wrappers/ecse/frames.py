@@ -196,6 +196,17 @@ def pad_environments(
     )
 
 
+def pair_spreads(unit: torch.Tensor) -> torch.Tensor:
+    """``[n, M, M]`` ``s_ab = |r^_a x r^_b|^2`` of the ``[n, M, 3]`` unit vectors."""
+    n, width = unit.shape[0], unit.shape[1]
+    cross = torch.cross(
+        unit[:, :, None, :].expand(n, width, width, 3),
+        unit[:, None, :, :].expand(n, width, width, 3),
+        dim=-1,
+    )
+    return torch.sum(cross * cross, dim=-1)
+
+
 def inner_cutoff(
     distances: torch.Tensor,
     spreads: torch.Tensor,
@@ -282,17 +293,11 @@ def environment_frames(
     :return: ``frames [K, 3, 3]`` (columns ``e1, e2, e3``), ``weights [K]`` (all
         positive) and ``owner [K]`` (environment of every frame)
     """
-    n, width = mask.shape[0], mask.shape[1]
+    width = mask.shape[1]
     distances = torch.linalg.vector_norm(vectors, dim=-1)
     mask = mask & (distances < hypers.outer_cutoff) & (distances > 0)
     safe_d = torch.where(mask, distances, torch.ones_like(distances))
-    unit = vectors / safe_d[:, :, None]
-    cross = torch.cross(
-        unit[:, :, None, :].expand(n, width, width, 3),
-        unit[:, None, :, :].expand(n, width, width, 3),
-        dim=-1,
-    )
-    spreads = torch.sum(cross * cross, dim=-1)
+    spreads = pair_spreads(vectors / safe_d[:, :, None])
     index = torch.arange(width, device=vectors.device)
     distinct = index[:, None] != index[None, :]
     ordered = mask[:, :, None] & mask[:, None, :] & distinct[None, :, :]

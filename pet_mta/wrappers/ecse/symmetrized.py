@@ -62,6 +62,10 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     "spread_penalty_end": 0.5,
 }
 
+PUBLISHED_INNER_CUTOFF: Dict[str, Any] = {"spread_penalty": 0.0, "cutoff_width": 0.15}
+"""Overrides of :data:`FRAME_DEFAULTS` that give the published method's adaptive
+inner cutoff (a gate on the weights of poorly spread pairs, 0.15 A switches)."""
+
 
 class Symmetrized(SymmetrizedModule):
     """Exactly rotation-equivariant (ECSE) version of any metatomic model.
