@@ -306,17 +306,20 @@ def environment_frames(
     r_in = inner_cutoff(safe_d, spreads, upper, hypers)
     # r_in may exceed r_out by up to W0(1/e)/beta + Dr: the outer switch keeps
     # weights continuous as neighbours leave the frame neighbour list
-    radial = cutoff_switch(safe_d, r_in[:, None], hypers.cutoff_width)
-    radial = radial * cutoff_switch(
+    outer = cutoff_switch(
         safe_d, torch.full_like(safe_d, hypers.outer_cutoff), hypers.cutoff_width
     )
-    radial = torch.where(mask, radial, torch.zeros_like(radial))
+    outer = torch.where(mask, outer, torch.zeros_like(outer))
+    radial = cutoff_switch(safe_d, r_in[:, None], hypers.cutoff_width) * outer
     angular = linear_gate(
         spreads, hypers.spread_start - hypers.spread_width, hypers.spread_width
     )
     pair_radial = radial[:, :, None] * radial[:, None, :]
     if spread_margin and hypers.spread_margin < 1.0:
-        angular = angular * near_best_spread(spreads, pair_radial, upper, hypers)
+        outer_radial = outer[:, :, None] * outer[:, None, :]
+        angular = angular * near_best_spread(
+            spreads, pair_radial, outer_radial, upper, hypers
+        )
     weights = pair_radial * angular
     weights = torch.where(ordered, weights, torch.zeros_like(weights))
 
@@ -331,21 +334,28 @@ def environment_frames(
 def near_best_spread(
     spreads: torch.Tensor,
     pair_radial: torch.Tensor,
+    outer_radial: torch.Tensor,
     pair_mask: torch.Tensor,
     hypers: FrameHypers,
 ) -> torch.Tensor:
     """Angular factor ``[n, M, M]`` keeping the pairs nearly as well spread as the
     environment's best.
 
-    ``S = softmax_beta({0: 1} U {s_ab v_ab: v_ab})`` with ``v_ab = u_ab q(s_ab;
-    W, DW)`` over the pairs inside ``r_in`` (``u_ab`` their radial weights), a
-    smooth estimate of the largest well-inside spread, never above it (0 without
-    eligible pair); the factor is
-    ``q(s; S - margin - width, width)``: 1 for ``s >= S - margin``, 0 below
-    ``S - margin - width``. In perfect fcc it keeps the 24 right-angle pairs of
-    the 120 (``sin^2`` 1 against 0.75).
+    ``S = softmax_beta({0: 1} U {s_ab - P (1 - v_ab): o_ab})`` with ``v_ab = u_ab
+    q(s_ab; W, DW)`` (``u_ab`` the pair's radial weight inside ``r_in``), ``o_ab``
+    the pair's weight inside ``r_out`` and ``P = best_spread_penalty()``: every pair
+    takes part, one partly outside ``r_in`` or poorly spread as if its spread were
+    lower. A pair entering ``r_in`` thus raises ``S`` only once it is well inside
+    (a weight ``v_ab`` on its soft-max term instead would let it take over while
+    ``v_ab`` is still ~1e-3, within a sliver of its switch: the hand-over was then
+    faster than an MD step and energies jumped). ``S`` is a smooth estimate of the
+    largest well-inside spread (0 without pairs); the factor is ``q(s; S - margin
+    - width, width)``: 1 for ``s >= S - margin``, 0 below ``S - margin - width``.
+    In perfect fcc it keeps the 24 right-angle pairs of the 120 (``sin^2`` 1
+    against 0.75).
 
     :param pair_radial: ``[n, M, M]`` product of the radial switches (``r_in``)
+    :param outer_radial: ``[n, M, M]`` product of the radial switches (``r_out``)
     :param pair_mask: ``[n, M, M]`` real, distinct pairs
     """
     n = spreads.shape[0]
@@ -354,12 +364,13 @@ def near_best_spread(
         torch.full_like(spreads, hypers.spread_start),
         torch.full_like(spreads, hypers.spread_width),
     )
-    weights = torch.where(pair_mask, pair_radial * eligible, torch.zeros_like(spreads))
-    # an anchor (spread 0, weight 1) keeps S continuous where the first eligible
-    # pair appears (a soft maximum of one entry is that entry, whatever its weight)
+    values = spreads - best_spread_penalty() * (1.0 - pair_radial * eligible)
+    weights = torch.where(pair_mask, outer_radial, torch.zeros_like(spreads))
+    # an anchor (spread 0, weight 1) gives S = 0 without pairs and keeps S
+    # continuous where the first pair enters r_out
     anchor = torch.zeros((n, 1), dtype=spreads.dtype, device=spreads.device)
     best = soft_max(
-        torch.cat([anchor, spreads.reshape(n, -1)], dim=1),
+        torch.cat([anchor, values.reshape(n, -1)], dim=1),
         torch.cat([torch.ones_like(anchor), weights.reshape(n, -1)], dim=1),
         hypers.spread_beta,
         dim=1,
@@ -367,6 +378,13 @@ def near_best_spread(
     width = hypers.spread_margin_width
     start = (best - hypers.spread_margin - width)[:, None, None]
     return gate(spreads, start.expand_as(spreads), torch.full_like(spreads, width))
+
+
+def best_spread_penalty() -> float:
+    """``P``: how much lower a pair's spread counts in the best-spread estimate of
+    :func:`near_best_spread` when it lies outside ``r_in`` or is poorly spread
+    (2: such a pair never counts above the anchor at 0)."""
+    return 2.0
 
 
 def frames_from_pairs(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
