@@ -144,53 +144,47 @@ def test_pruning_is_continuous():
     check_smooth_path(model, make, 0.975, 0.985, steps=20)
 
 
+def entering_pair(distance: float) -> ase.Atoms:
+    """A hydrogen (atom 0) with an oxygen at 0.96 A and a hydrogen at 1.5 A, 37
+    degrees apart (``sin^2`` 0.36, as in H-bonded water), and a second oxygen at
+    ``distance`` at right angles to both, in a periodic box."""
+    theta = np.radians(37.0)
+    return ase.Atoms(
+        "HOHO",
+        positions=[
+            [0.0, 0.0, 0.0],
+            [0.96, 0.0, 0.0],
+            [1.5 * np.cos(theta), 1.5 * np.sin(theta), 0.0],
+            [0.0, 0.0, distance],
+        ],
+        cell=[12.0, 12.0, 12.0],
+        pbc=True,
+    )
+
+
 def test_spread_margin_gate_is_smooth():
-    """The opt-in frame rule of periodic systems in local mode keeps the pairs
-    nearly as well spread as the best one (gate from sin^2 = S - 0.12 to S - 0.02,
-    S a soft maximum of the spreads): an oxygen turning around the carbon of a
-    molecule in a large periodic box makes frames enter (16 -> 22 between 81 and
-    87 degrees), and the energy stays smooth along the turn. How much MD drifts
-    with this rule: docs/src/bench/ecse_cost.md."""
-    pet = tiny_pet(num_gnn_layers=1)
-    model = Symmetrized(pet, mode="local", spread_margin=0.02)
-
-    def make(angle):
-        theta = np.radians(angle)
-        return ase.Atoms(
-            "CHHO",
-            positions=[
-                [0.0, 0.0, 0.0],
-                [1.1, 0.0, 0.0],
-                [0.0, 1.1, 0.1],
-                [1.3 * np.cos(theta), 0.3, 1.3 * np.sin(theta)],
-            ],
-            cell=[12.0, 12.0, 12.0],
-            pbc=True,
-        )
-
-    counts = [frame_count(model, make(a), spread_margin=True)[0] for a in (81, 87)]
-    assert counts[0] < counts[1], counts
-    published = [frame_count(model, make(a))[0] for a in (81, 87)]
-    assert published[0] > counts[0] and published[1] > counts[1], published
-    check_smooth_path(model, make, 81.0, 87.0, steps=48)
+    """The opt-in frame rule of periodic systems in local mode drops a pair's
+    frames once better spread pairs are inside ``r_in``: as the second oxygen
+    comes in, the hydrogen's frames change (counts differ along the path), and
+    the energy stays smooth. How much MD drifts with this rule:
+    docs/src/bench/ecse_cost.md."""
+    model = Symmetrized(tiny_pet(num_gnn_layers=1), mode="local", spread_margin=0.02)
+    counts = [
+        frame_count(model, entering_pair(d), spread_margin=True)[0] for d in (1.7, 2.0)
+    ]
+    published = [frame_count(model, entering_pair(d))[0] for d in (1.7, 2.0)]
+    assert counts[0] != counts[1], counts
+    assert published[0] > counts[0] and published[1] >= counts[1], published
+    check_smooth_path(model, entering_pair, 1.7, 2.0, steps=48)
 
 
 def share_of_first_pair(hypers: FrameHypers, distances: np.ndarray) -> np.ndarray:
-    """Share of the frames of the pair (A, B) in an environment's total weight, with
-    the ``spread_margin`` rule, as a third neighbour C, well spread with both (at
-    right angles to their plane), moves in through ``r_in``. A at 0.96 A and B at
-    1.5 A, 37 degrees apart (``sin^2`` 0.36), as an H-bonded hydrogen of water."""
-    theta = np.radians(37.0)
+    """Share of the frames of the pair (A, B) in the weight of the hydrogen of
+    :func:`entering_pair` (A: its oxygen, B: the other hydrogen), with the
+    ``spread_margin`` rule, as the second oxygen comes in through ``r_in``."""
     shares = []
     for distance in distances:
-        vectors = torch.tensor(
-            [
-                [0.96, 0.0, 0.0],
-                [1.5 * np.cos(theta), 1.5 * np.sin(theta), 0.0],
-                [0.0, 0.0, distance],
-            ],
-            dtype=torch.float64,
-        )
+        vectors = torch.tensor(entering_pair(distance).positions[1:])
         mask = torch.ones(1, 3, dtype=torch.bool)
         frames, weights, _ = environment_frames(vectors[None], mask, hypers, True)
         # the frames of (A, B) have e2 normal to their plane
@@ -200,13 +194,14 @@ def share_of_first_pair(hypers: FrameHypers, distances: np.ndarray) -> np.ndarra
 
 
 def test_spread_margin_hands_over_within_the_radial_switch():
-    """With ``spread_margin``, frames need ``sin^2`` near the best spread ``S`` of
-    the environment. A better spread pair entering ``r_in`` raises ``S`` only as it
-    comes well inside: the frames of the pair it displaces fade out over 0.13 A of
-    the 0.3 A radial switch (share slope 39 per A). When ``S`` instead weighed the
-    entering pair by its radial switch, the pair took over while that weight was
-    still ~1e-3 (slope 970 per A), and a trained water model's energy jumped by
-    0.38 eV within one 0.5 fs MD step (``docs/src/bench/ecse_cost.md``)."""
+    """With ``spread_margin``, a pair's frames fade out as better spread pairs come
+    inside ``r_in``, at the pace of their radial switches: here the share of the
+    displaced pair's frames falls with a slope of at most 14 per A. The rule
+    before (frames within a margin of ``S``, a soft maximum of the spreads whose
+    terms were weighed by their radial switches) let the entering pair take over
+    while its weight was still ~1e-3 (slope 970 per A), and a trained water
+    model's energy jumped by 0.38 eV within one 0.5 fs MD step
+    (``docs/src/bench/ecse_cost.md``)."""
     hypers = FrameHypers(outer_cutoff=4.5, **dict(FRAME_DEFAULTS, spread_margin=0.02))
     distances = np.linspace(1.5, 2.5, 1001)
     shares = share_of_first_pair(hypers, distances)

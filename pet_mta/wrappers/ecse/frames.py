@@ -100,14 +100,12 @@ class FrameHypers:
     :param prune_on: pruning is fully on above this soft-max weight ...
     :param prune_on_width: ... and off below ``prune_on - prune_on_width``
     :param spread_margin: (periodic systems in local mode, see
-        :func:`frames_per_group`) frames need ``sin^2`` within this margin of the best
-        spread available in the environment (``S``, a soft maximum): their angular
-        factor is multiplied by ``q(s; S - spread_margin - spread_margin_width,
-        spread_margin_width)``, so less well-spread pairs fade out with a fixed
-        width in ``sin^2`` (not relative to the weights, unlike pruning). Values
-        ``>= 1`` switch it off (the published method)
-    :param spread_margin_width: width of that gate
-    :param spread_beta: ``beta`` of the soft maximum ``S`` of the spreads
+        :func:`frames_per_group`) a pair's frames fade out as pairs spread better by
+        more than this margin (``sin^2``) come inside ``r_in``, and are gone once
+        such pairs of total radial weight 1 are inside (:func:`better_pair_gate`).
+        Values ``>= 1`` switch it off (the published method)
+    :param spread_margin_width: ... a pair counts fully as better from a lead of
+        ``spread_margin + spread_margin_width`` in ``sin^2`` on
     :param spread_penalty: ``L``: in the adaptive inner cutoff, a pair counts as
         if it were ``L * (1 - g(s_ab))`` farther away, ``g`` a smooth step from 0
         at ``sin^2 = W - DW`` to 1 at ``spread_penalty_end``: the nearest pair
@@ -136,7 +134,6 @@ class FrameHypers:
         prune_on_width: float = 0.25,
         spread_margin: float = 1.0,
         spread_margin_width: float = 0.1,
-        spread_beta: float = 8.0,
         spread_penalty: float = 0.5,
         spread_penalty_end: float = 0.5,
     ):
@@ -157,7 +154,6 @@ class FrameHypers:
         self.prune_on_width = float(prune_on_width)
         self.spread_margin = float(spread_margin)
         self.spread_margin_width = float(spread_margin_width)
-        self.spread_beta = float(spread_beta)
         self.spread_penalty = float(spread_penalty)
         self.spread_penalty_end = float(spread_penalty_end)
 
@@ -289,7 +285,7 @@ def environment_frames(
 
     :param vectors: ``[n, M, 3]`` neighbour vectors
     :param mask: ``[n, M]`` real neighbours (within ``r_out``)
-    :param spread_margin: apply ``hypers.spread_margin`` (:func:`near_best_spread`)
+    :param spread_margin: apply ``hypers.spread_margin`` (:func:`better_pair_gate`)
     :return: ``frames [K, 3, 3]`` (columns ``e1, e2, e3``), ``weights [K]`` (all
         positive) and ``owner [K]`` (environment of every frame)
     """
@@ -316,10 +312,7 @@ def environment_frames(
     )
     pair_radial = radial[:, :, None] * radial[:, None, :]
     if spread_margin and hypers.spread_margin < 1.0:
-        outer_radial = outer[:, :, None] * outer[:, None, :]
-        angular = angular * near_best_spread(
-            spreads, pair_radial, outer_radial, upper, hypers
-        )
+        angular = angular * better_pair_gate(spreads, pair_radial, upper, hypers)
     weights = pair_radial * angular
     weights = torch.where(ordered, weights, torch.zeros_like(weights))
 
@@ -331,60 +324,66 @@ def environment_frames(
     return frames_from_pairs(ra, rb), w, owner
 
 
-def near_best_spread(
+def better_pair_gate(
     spreads: torch.Tensor,
     pair_radial: torch.Tensor,
-    outer_radial: torch.Tensor,
     pair_mask: torch.Tensor,
     hypers: FrameHypers,
+    budget: int = 1 << 22,
 ) -> torch.Tensor:
-    """Angular factor ``[n, M, M]`` keeping the pairs nearly as well spread as the
-    environment's best.
+    """Angular factor ``[n, M, M]`` dropping pairs once better spread pairs are
+    well inside ``r_in``.
 
-    ``S = softmax_beta({0: 1} U {s_ab - P (1 - v_ab): o_ab})`` with ``v_ab = u_ab
-    q(s_ab; W, DW)`` (``u_ab`` the pair's radial weight inside ``r_in``), ``o_ab``
-    the pair's weight inside ``r_out`` and ``P = best_spread_penalty()``: every pair
-    takes part, one partly outside ``r_in`` or poorly spread as if its spread were
-    lower. A pair entering ``r_in`` thus raises ``S`` only once it is well inside
-    (a weight ``v_ab`` on its soft-max term instead would let it take over while
-    ``v_ab`` is still ~1e-3, within a sliver of its switch: the hand-over was then
-    faster than an MD step and energies jumped). ``S`` is a smooth estimate of the
-    largest well-inside spread (0 without pairs); the factor is ``q(s; S - margin
-    - width, width)``: 1 for ``s >= S - margin``, 0 below ``S - margin - width``.
-    In perfect fcc it keeps the 24 right-angle pairs of the 120 (``sin^2`` 1
-    against 0.75).
+    Every pair ``p`` inside ``r_in`` gets ``f_c(B_p; 1, 1)`` (1 at ``B_p = 0``,
+    0 from ``B_p = 1`` on), with ``B_p = sum_b u_b q(s_b; W, DW) h(s_b - s_p)``
+    the radial weight (``u_b``) of the pairs spread better by more than the
+    margin: ``h = q(.; margin, width)``, 0 below ``spread_margin``, 1 above
+    ``spread_margin + spread_margin_width``. A better pair entering ``r_in``
+    removes the pair it outdoes at the pace of its own radial switch (a threshold
+    relative to a soft maximum of the spreads instead moved with it many times
+    faster, and MD energies jumped). In perfect fcc it keeps the 24 right-angle
+    pairs of the 120 (``sin^2`` 1 against 0.75).
 
     :param pair_radial: ``[n, M, M]`` product of the radial switches (``r_in``)
-    :param outer_radial: ``[n, M, M]`` product of the radial switches (``r_out``)
-    :param pair_mask: ``[n, M, M]`` real, distinct pairs
+    :param pair_mask: ``[n, M, M]`` real, distinct, unordered (``a < b``) pairs
+    :param budget: largest ``[environments, pairs, pairs]`` array built at once
     """
-    n = spreads.shape[0]
-    eligible = gate(
-        spreads,
-        torch.full_like(spreads, hypers.spread_start),
-        torch.full_like(spreads, hypers.spread_width),
+    n, width = spreads.shape[0], spreads.shape[1]
+    inside = torch.nonzero(pair_mask & (pair_radial > 0))
+    env, a, b = inside[:, 0], inside[:, 1], inside[:, 2]
+    s = spreads[env, a, b]
+    better = pair_radial[env, a, b] * gate(
+        s,
+        torch.full_like(s, hypers.spread_start),
+        torch.full_like(s, hypers.spread_width),
     )
-    values = spreads - best_spread_penalty() * (1.0 - pair_radial * eligible)
-    weights = torch.where(pair_mask, outer_radial, torch.zeros_like(spreads))
-    # an anchor (spread 0, weight 1) gives S = 0 without pairs and keeps S
-    # continuous where the first pair enters r_out
-    anchor = torch.zeros((n, 1), dtype=spreads.dtype, device=spreads.device)
-    best = soft_max(
-        torch.cat([anchor, values.reshape(n, -1)], dim=1),
-        torch.cat([torch.ones_like(anchor), weights.reshape(n, -1)], dim=1),
-        hypers.spread_beta,
-        dim=1,
+    counts = torch.bincount(env, minlength=n)
+    size = max(int(torch.max(counts)), 1) if env.shape[0] > 0 else 1
+    slot = (
+        torch.arange(env.shape[0], device=env.device)
+        - (torch.cumsum(counts, 0) - counts)[env]
     )
-    width = hypers.spread_margin_width
-    start = (best - hypers.spread_margin - width)[:, None, None]
-    return gate(spreads, start.expand_as(spreads), torch.full_like(spreads, width))
-
-
-def best_spread_penalty() -> float:
-    """``P``: how much lower a pair's spread counts in the best-spread estimate of
-    :func:`near_best_spread` when it lies outside ``r_in`` or is poorly spread
-    (2: such a pair never counts above the anchor at 0)."""
-    return 2.0
+    padded_s = torch.zeros((n, size), dtype=spreads.dtype, device=spreads.device)
+    padded_s = padded_s.index_put((env, slot), s)
+    padded_v = torch.zeros_like(padded_s).index_put((env, slot), better)
+    outdone = torch.zeros_like(padded_s)
+    step = max(budget // (size * size), 1)
+    for first in range(0, n, step):
+        last = min(first + step, n)
+        chunk_s = padded_s[first:last]
+        # [c, target, better]: s_better - s_target
+        lead = chunk_s[:, None, :] - chunk_s[:, :, None]
+        h = gate(
+            lead,
+            torch.full_like(lead, hypers.spread_margin),
+            torch.full_like(lead, hypers.spread_margin_width),
+        )
+        outdone[first:last] = torch.sum(h * padded_v[first:last, None, :], dim=-1)
+    mass = outdone[env, slot]
+    factor = cutoff_switch(mass, torch.ones_like(mass), 1.0)
+    result = torch.ones((n, width, width), dtype=spreads.dtype, device=spreads.device)
+    result = result.index_put((env, a, b), factor)
+    return result.index_put((env, b, a), factor)
 
 
 def frames_from_pairs(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:

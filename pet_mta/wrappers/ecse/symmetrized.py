@@ -53,7 +53,6 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     # with the plain model (docs/src/bench/ecse_cost.md)
     "spread_margin": 1.0,
     "spread_margin_width": 0.1,
-    "spread_beta": 8.0,
     # pet_mta's inner cutoff (the published method: spread_penalty=0): a poorly
     # spread pair counts as if it were 0.5 A farther away, so the inner cutoff
     # follows the spreads with a bounded slope (the published rule makes a
