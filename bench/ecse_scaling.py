@@ -9,9 +9,9 @@ cells), 1 thread, alternating (``--repeats``); each time is the minimum over its
 evaluations, wall-clock and CPU time (the ratio of CPU times is the steadier one
 on a machine shared with other jobs). Variants: ``default`` (the published frame
 rule, what ``pet-mta symmetrize`` gives), ``margin`` (the opt-in cheaper rule for
-periodic cells, ``spread_margin=0.02``; not energy-conserving enough for MD, see
-``ecse_cost.md``) and ``float32`` (the ``margin`` rule with a float32 backbone;
-frames and averages stay float64).
+periodic cells, ``spread_margin=0.02``; its NVE drift in ``ecse_cost.md``) and
+``float32`` (the ``margin`` rule with a float32 backbone; frames and averages stay
+float64).
 
 Usage::
 
@@ -208,9 +208,11 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "",
         "- *default*: the published frame rule, what `pet-mta symmetrize` gives "
         "(`spread_margin=1.0`); *margin*: pet_mta's opt-in rule for periodic "
-        "systems in local mode (`spread_margin=0.02`: only pairs nearly as well "
-        "spread as the best; 3-4x cheaper, but MD drifts 25-50x more than with the "
-        "plain model, `ecse_cost.md`); *float32*: the *margin* rule with the same "
+        "systems in local mode (`spread_margin=0.02`: a pair's frames fade out "
+        "as better spread pairs come inside the inner cutoff; rows before commit "
+        "dd0fc8a used the first version of the rule, which drifted 20-50x the "
+        "plain model in MD; the rule now 0.9-2.2x, `ecse_cost.md`); *float32*: "
+        "the *margin* rule with the same "
         "model in float32 (frames, weights and averages stay float64), ratio to "
         "the float32 plain model.",
         "- Where the time goes, and the ratio before and after each lever: "

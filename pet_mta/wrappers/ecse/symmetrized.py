@@ -47,10 +47,10 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     "prune_on": 0.5,
     "prune_on_width": 0.25,
     # pet_mta's optional frame rule for periodic systems in local mode (not in
-    # the published method): keep the pairs nearly as well spread as the best one
-    # (e.g. 0.02: perfect fcc 24 frames per atom, not 120; 3-4x cheaper). Off by
-    # default (1.0): its weights change so fast that MD drifts 25-50x more than
-    # with the plain model (docs/src/bench/ecse_cost.md)
+    # the published method): a pair's frames fade out as better spread pairs
+    # come inside r_in (e.g. 0.02: fcc and rattled alloys 24 frames per atom, not
+    # 120; 5-7x cheaper). Off by default (1.0): MD drifts 0.9-2.2x the plain
+    # model, the published rule about 1x (docs/src/bench/ecse_cost.md)
     "spread_margin": 1.0,
     "spread_margin_width": 0.1,
     # pet_mta's inner cutoff (the published method: spread_penalty=0): a poorly
