@@ -211,7 +211,7 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "systems in local mode (`spread_margin=0.02`: a pair's frames fade out "
         "as better spread pairs come inside the inner cutoff; rows before commit "
         "dd0fc8a used the first version of the rule, which drifted 20-50x the "
-        "plain model in MD; the rule now 0.9-2.2x, `ecse_cost.md`); *float32*: "
+        "plain model in MD; the rule now 0.9-3.5x, `ecse_cost.md`); *float32*: "
         "the *margin* rule with the same "
         "model in float32 (frames, weights and averages stay float64), ratio to "
         "the float32 plain model.",
