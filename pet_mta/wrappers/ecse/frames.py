@@ -161,15 +161,18 @@ class FrameHypers:
 def pad_environments(
     centers: torch.Tensor, vectors: torch.Tensor, n_centers: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Group neighbour vectors by centre into a padded ``[n_centers, M, 3]`` array.
+    """Group per-pair rows by centre into a padded ``[n_centers, M, F]`` array.
 
     :param centers: ``[P]`` centre index of every pair
-    :param vectors: ``[P, 3]`` neighbour vectors
-    :return: padded vectors (zeros in padding) and the ``[n_centers, M]`` mask
+    :param vectors: ``[P, F]`` rows (neighbour vectors, ``F = 3``, or any values)
+    :return: padded rows (zeros in padding) and the ``[n_centers, M]`` mask; rows
+        of one centre keep their order, so ``padded[mask]`` lists them sorted by
+        centre (stably)
     """
     order = torch.argsort(centers, stable=True)
     centers = centers[order]
     vectors = vectors[order]
+    features = vectors.shape[1]
     counts = torch.bincount(centers, minlength=n_centers)
     if centers.shape[0] > 0:
         width = int(torch.max(counts))
@@ -178,7 +181,9 @@ def pad_environments(
     first = torch.cumsum(counts, 0) - counts
     slot = torch.arange(centers.shape[0], device=centers.device) - first[centers]
     padded = torch.zeros(
-        (n_centers * max(width, 1), 3), dtype=vectors.dtype, device=vectors.device
+        (n_centers * max(width, 1), features),
+        dtype=vectors.dtype,
+        device=vectors.device,
     )
     flat = centers * max(width, 1) + slot
     padded = padded.index_put((flat,), vectors)
@@ -187,7 +192,7 @@ def pad_environments(
     )
     mask[flat] = True
     return (
-        padded.reshape(n_centers, max(width, 1), 3),
+        padded.reshape(n_centers, max(width, 1), features),
         mask.reshape(n_centers, max(width, 1)),
     )
 
@@ -357,15 +362,10 @@ def better_pair_gate(
         torch.full_like(s, hypers.spread_start),
         torch.full_like(s, hypers.spread_width),
     )
-    counts = torch.bincount(env, minlength=n)
-    size = max(int(torch.max(counts)), 1) if env.shape[0] > 0 else 1
-    slot = (
-        torch.arange(env.shape[0], device=env.device)
-        - (torch.cumsum(counts, 0) - counts)[env]
-    )
-    padded_s = torch.zeros((n, size), dtype=spreads.dtype, device=spreads.device)
-    padded_s = padded_s.index_put((env, slot), s)
-    padded_v = torch.zeros_like(padded_s).index_put((env, slot), better)
+    # env is sorted (torch.nonzero), so padded[mask] is in the order of (env, a, b)
+    padded, mask = pad_environments(env, torch.stack([s, better], dim=1), n)
+    padded_s, padded_v = padded[:, :, 0], padded[:, :, 1]
+    size = padded_s.shape[1]
     outdone = torch.zeros_like(padded_s)
     step = max(budget // (size * size), 1)
     for first in range(0, n, step):
@@ -379,7 +379,7 @@ def better_pair_gate(
             torch.full_like(lead, hypers.spread_margin_width),
         )
         outdone[first:last] = torch.sum(h * padded_v[first:last, None, :], dim=-1)
-    mass = outdone[env, slot]
+    mass = outdone[mask]
     factor = cutoff_switch(mass, torch.ones_like(mass), 1.0)
     result = torch.ones((n, width, width), dtype=spreads.dtype, device=spreads.device)
     result = result.index_put((env, a, b), factor)
