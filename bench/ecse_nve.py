@@ -2,13 +2,19 @@
 
 NVE (velocity Verlet, ASE, metatomic calculator) with a trained, exported model,
 plain and wrapped in ECSE local mode with several pruning settings, from the same
-Maxwell-Boltzmann velocities. Reports the largest deviation of the total energy
-from its start (meV/atom), the frames per atom and the cost per step.
+Maxwell-Boltzmann velocities, one trajectory per start (``--seeds``: the seed of
+the velocities). Reports the largest deviation of the total energy from its start
+(meV/atom), its ratio to the plain model's from the same start, the frames per atom
+and the cost per step.
 
 Usage::
 
     OMP_NUM_THREADS=1 python bench/ecse_nve.py --model MODEL.pt \\
-        [--data HEA.xyz] [--steps 100] [--temperature 1000] [--timestep 1.0]
+        [--data HEA.xyz] [--steps 100] [--temperature 1000] [--timestep 1.0] \\
+        [--seeds 0 1 2 3]
+
+``--model random --structure NAME`` runs the random-weight float64 backbone of the
+ECSE benchmarks (``ecse_systems.bench_model``) on one of their structures instead.
 
 Results go to ``docs/src/bench/ecse_nve.{json,md,png}``.
 """
@@ -19,6 +25,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Dict, Tuple
 
 import ase.io
 import numpy as np
@@ -34,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ecse_measure import frame_stats  # noqa: E402
+from ecse_systems import bench_model, structures  # noqa: E402
 
 SETTINGS = {
     "plain model": None,
@@ -48,15 +56,81 @@ SETTINGS = {
 
 
 def main():
+    args = parse_args()
+    torch.set_num_threads(1)
+    atoms, structure = load_structure(args)
+    backbone = bench_model() if str(args.model) == "random" else str(args.model)
+    dtype = torch.float64 if str(args.model) == "random" else torch.float32
+    path = args.out / f"{args.name}.json"
+    results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    results["meta"] = {
+        "command": shlex.join(["python", "bench/ecse_nve.py", *sys.argv[1:]]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "model": args.description,
+        "dtype": str(dtype).removeprefix("torch."),
+        "structure": structure,
+        "steps": args.steps,
+        "temperature": args.temperature,
+        "timestep_fs": args.timestep,
+    }
+    for name in args.settings:
+        options = SETTINGS[name]
+        if options is None:
+            model = (
+                backbone.export()
+                if isinstance(backbone, torch.nn.Module)
+                else load_atomistic_model(backbone)
+            )
+            frames = None
+        else:
+            wrapper = Symmetrized(backbone, mode="local", **options)
+            frames = frame_stats(wrapper, atoms, dtype)[0]
+            model = wrapper.export()
+        calculator = MetatomicCalculator(model, check_consistency=False)
+        run = results["runs"].setdefault(name, {"starts": {}})
+        run.update(options=options, frames_per_atom=frames)
+        for seed in args.seeds:
+            run["starts"][str(seed)] = trajectory(atoms, calculator, args, seed)
+            drift = run["starts"][str(seed)]["drift_mev_atom"]
+            print(f"{name}, start {seed}: drift {drift:.4g} meV/atom", flush=True)
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(results, indent=1))
+    write_report(results, args.out, args.name)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--description", default="an exported pet_mta model")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="an exported model, or 'random' for the benchmarks' random backbone",
+    )
+    parser.add_argument(
+        "--description",
+        default=None,
+        help="what the model is, for the report (default: the model's path, or "
+        "the random backbone's name)",
+    )
     parser.add_argument(
         "--data", type=Path, default=ROOT.parent / "shared/data/hea_emt_train.xyz"
+    )
+    parser.add_argument(
+        "--structure",
+        default=None,
+        help="a structure of bench/ecse_systems.py (e.g. 'fcc alloy 32') "
+        "instead of the smallest one of --data",
     )
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--temperature", type=float, default=1000.0)
     parser.add_argument("--timestep", type=float, default=1.0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="seeds of the initial velocities, one trajectory each",
+    )
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument(
         "--box",
@@ -68,61 +142,58 @@ def main():
     parser.add_argument("--name", default="ecse_nve", help="stem of the output files")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/src/bench")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    atoms = min(ase.io.read(args.data, ":200"), key=len)
+    unknown = [name for name in args.settings if name not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown --settings {unknown}; know {list(SETTINGS)}")
+    if (str(args.model) == "random") != (args.structure is not None):
+        parser.error("--structure goes with --model random (and only with it)")
+    if args.description is None:
+        args.description = (
+            "the random-weight PET of the ECSE benchmarks (ecse_systems.bench_model)"
+            if args.structure is not None
+            else f"the exported model {args.model.name}"
+        )
+    return args
+
+
+def load_structure(args) -> Tuple[ase.Atoms, str]:
+    """The structure to run and its description."""
+    if args.structure is not None:
+        atoms = structures([args.structure])[args.structure]
+        description = f"{args.structure} of bench/ecse_systems.py ({len(atoms)} atoms"
+    else:
+        atoms = min(ase.io.read(args.data, ":200"), key=len)
+        description = f"smallest structure of {args.data.name} ({len(atoms)} atoms"
     if args.box is not None:
         atoms = in_box(atoms, args.box)
-    path = args.out / f"{args.name}.json"
-    results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    results["meta"] = {
-        "command": shlex.join(["python", "bench/ecse_nve.py", *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "model": args.description,
-        "structure": f"smallest structure of {args.data.name} ({len(atoms)} atoms"
-        + (f", in a periodic box {args.box:g} A wider)" if args.box else ")"),
-        "steps": args.steps,
-        "temperature": args.temperature,
-        "timestep_fs": args.timestep,
+        description += f", in a periodic box {args.box:g} A wider"
+    return atoms, description + ")"
+
+
+def trajectory(atoms, calculator, args, seed: int) -> Dict[str, Any]:
+    """One NVE run from the velocities of ``seed``: drift, cost, total energy."""
+    result = run_nve(
+        atoms,
+        calculator,
+        steps=args.steps,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperature,
+        seed=seed,
+        log=None,
+    )
+    total = 1000 * (result.total_energy - result.total_energy[0]) / len(atoms)
+    return {
+        "drift_mev_atom": float(np.abs(total).max()),
+        "seconds_per_step": result.seconds_per_step,
+        "total_energy_mev_atom": total.tolist(),
     }
-    for name in args.settings:
-        options = SETTINGS[name]
-        if options is None:
-            model = load_atomistic_model(str(args.model))
-            frames = None
-        else:
-            wrapper = Symmetrized(str(args.model), mode="local", **options)
-            frames = frame_stats(wrapper, atoms, torch.float32)[0]
-            model = wrapper.export()
-        result = run_nve(
-            atoms,
-            MetatomicCalculator(model, check_consistency=False),
-            steps=args.steps,
-            timestep_fs=args.timestep,
-            temperature_K=args.temperature,
-            log=None,
-        )
-        total = 1000 * (result.total_energy - result.total_energy[0]) / len(atoms)
-        results["runs"][name] = {
-            "options": options,
-            "frames_per_atom": frames,
-            "drift_mev_atom": float(np.abs(total).max()),
-            "seconds_per_step": result.seconds_per_step,
-            "total_energy_mev_atom": total.tolist(),
-        }
-        print(
-            name,
-            json.dumps(
-                {
-                    k: v
-                    for k, v in results["runs"][name].items()
-                    if k != "total_energy_mev_atom"
-                }
-            ),
-            flush=True,
-        )
-        args.out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1))
-    write_report(results, args.out, args.name)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def in_box(atoms: ase.Atoms, padding: float) -> ase.Atoms:
@@ -136,26 +207,44 @@ def in_box(atoms: ase.Atoms, padding: float) -> ase.Atoms:
 
 
 def write_report(results, out: Path, stem: str) -> None:
+    """``stem``.md (one row per setting, drifts per start) and ``stem``.png."""
     meta = results["meta"]
+    plain = results["runs"].get("plain model", {"starts": {}})["starts"]
+    seeds = sorted({int(s) for run in results["runs"].values() for s in run["starts"]})
     lines = [
         f"NVE in ASE, {meta['steps']} steps of {meta['timestep_fs']} fs from "
-        f"{meta['temperature']:g} K Maxwell-Boltzmann velocities, {meta['structure']}; "
-        f"model: {meta['model']}, float32, plain or wrapped in ECSE local mode. "
-        "*Drift*: largest |E_tot(t) - E_tot(0)| over the run. Command: "
-        f"`{meta['command']}` ({meta['date']}, 1 thread).",
+        f"{meta['temperature']:g} K Maxwell-Boltzmann velocities (start *k*: seed *k* "
+        f"of the velocities), {meta['structure']}; model: {meta['model']}, "
+        f"{meta.get('dtype', 'float32')}, plain or wrapped in ECSE local mode. "
+        "*Drift*: largest |E_tot(t) - E_tot(0)| over the run; *x plain*: against "
+        f"the plain model from the same start. Command: `{meta['command']}` "
+        f"({meta['date']}, 1 thread).",
         "",
-        "| model | frames per atom | drift (meV/atom) | s per step |",
-        "|---|---:|---:|---:|",
+        "| model | frames per atom | "
+        + " | ".join(f"drift, start {s} (meV/atom) | x plain" for s in seeds)
+        + " | s per step |",
+        "|---|---:|" + "---:|---:|" * len(seeds) + "---:|",
     ]
     for name, run in results["runs"].items():
-        frames = (
-            "-" if run["frames_per_atom"] is None else f"{run['frames_per_atom']:.1f}"
-        )
-        lines.append(
-            f"| {name} | {frames} | {run['drift_mev_atom']:.3g} | "
-            f"{run['seconds_per_step']:.3g} |"
-        )
+        frames = run["frames_per_atom"]
+        cells = [name, "-" if frames is None else f"{frames:.1f}"]
+        for seed in map(str, seeds):
+            start = run["starts"].get(seed)
+            drift = None if start is None else start["drift_mev_atom"]
+            cells.append("" if drift is None else f"{drift:.3g}")
+            ratio = seed in plain and drift is not None and name != "plain model"
+            cells.append(
+                f"{drift / plain[seed]['drift_mev_atom']:.2f}" if ratio else ""
+            )
+        times = [start["seconds_per_step"] for start in run["starts"].values()]
+        cells.append(f"{np.median(times):.3g}")
+        lines.append("| " + " | ".join(cells) + " |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    plot(results, out / f"{stem}.png", seeds[0])
+
+
+def plot(results, path: Path, seed: int) -> None:
+    """Total energy against time for every setting, from start ``seed``."""
     try:
         import matplotlib
 
@@ -165,14 +254,15 @@ def write_report(results, out: Path, stem: str) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, run in results["runs"].items():
-        ax.plot(run["total_energy_mev_atom"], label=name)
+        if str(seed) in run["starts"]:
+            ax.plot(run["starts"][str(seed)]["total_energy_mev_atom"], label=name)
     ax.set_yscale("symlog", linthresh=0.01)
-    ax.set_xlabel(f"step ({meta['timestep_fs']} fs)")
+    ax.set_xlabel(f"step ({results['meta']['timestep_fs']} fs)")
     ax.set_ylabel("E_tot(t) - E_tot(0) (meV/atom)")
-    ax.set_title("NVE energy conservation")
+    ax.set_title(f"NVE energy conservation (start {seed})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / f"{stem}.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
