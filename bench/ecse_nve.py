@@ -25,7 +25,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import ase.io
 import numpy as np
@@ -89,6 +89,7 @@ def main():
         calculator = MetatomicCalculator(model, check_consistency=False)
         run = results["runs"].setdefault(name, {"starts": {}})
         run.update(options=options, frames_per_atom=frames)
+        run["measured"] = {key: results["meta"][key] for key in ("command", "date")}
         for seed in args.seeds:
             run["starts"][str(seed)] = trajectory(atoms, calculator, args, seed)
             drift = run["starts"][str(seed)]["drift_mev_atom"]
@@ -239,6 +240,18 @@ def write_report(results, out: Path, stem: str) -> None:
         times = [start["seconds_per_step"] for start in run["starts"].values()]
         cells.append(f"{np.median(times):.3g}")
         lines.append("| " + " | ".join(cells) + " |")
+    earlier: Dict[Tuple[str, str], List[str]] = {}
+    for name, run in results["runs"].items():
+        measured = run.get("measured", meta)
+        if measured["command"] != meta["command"]:
+            key = (measured["command"], measured["date"])
+            earlier.setdefault(key, []).append(name)
+    if earlier:
+        lines += ["", "Rows measured by earlier commands:", ""]
+        lines += [
+            f"- {', '.join(names)}: `{command}` ({date})"
+            for (command, date), names in earlier.items()
+        ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     plot(results, out / f"{stem}.png", seeds[0])
 

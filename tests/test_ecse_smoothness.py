@@ -171,9 +171,9 @@ def test_spread_margin_gate_is_smooth():
     docs/src/bench/ecse_cost.md."""
     model = Symmetrized(tiny_pet(num_gnn_layers=1), mode="local", spread_margin=0.02)
     counts = [
-        frame_count(model, entering_pair(d), spread_margin=True)[0] for d in (1.7, 2.0)
+        frame_count(model, entering_pair(d), spread_margin=True)[0] for d in (1.7, 1.9)
     ]
-    published = [frame_count(model, entering_pair(d))[0] for d in (1.7, 2.0)]
+    published = [frame_count(model, entering_pair(d))[0] for d in (1.7, 1.9)]
     assert counts[0] != counts[1], counts
     assert published[0] > counts[0] and published[1] >= counts[1], published
     check_smooth_path(model, entering_pair, 1.7, 2.0, steps=48)
@@ -197,7 +197,7 @@ def share_of_first_pair(hypers: FrameHypers, distances: np.ndarray) -> np.ndarra
 def test_spread_margin_hands_over_within_the_radial_switch():
     """With ``spread_margin``, a pair's frames fade out as better spread pairs come
     inside ``r_in``, at the pace of their radial switches: here the share of the
-    displaced pair's frames falls with a slope of 14 per A (bound: 30). The first
+    displaced pair's frames falls with a slope of 12 per A (bound: 30). The first
     rule (frames within a margin of ``S``, a soft maximum of the spreads whose
     terms were weighed by their radial switches) let the entering pair take over
     while its weight was still ~1e-3 (slope 970 per A; 39 after a first fix that
@@ -240,7 +240,7 @@ def test_spread_margin_does_not_count_the_pairs_pulling_ahead():
     removed the pair six times faster (slope 3.8x), and on a trained HEA cell
     frames entered within two MD steps (NVE drift 1.1-3.5x the plain model's over
     four starts, 1.0-2.1x since; ``docs/src/bench/ecse_cost.md``)."""
-    leads = np.linspace(0.0, 0.2, 401)
+    leads = np.linspace(0.0, 0.3, 601)
     slopes = {}
     for pulling_ahead in (1, 6):
         factors = gate_of_outdone_pair(pulling_ahead, leads)

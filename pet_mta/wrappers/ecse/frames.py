@@ -133,7 +133,7 @@ class FrameHypers:
         prune_on: float = 0.5,
         prune_on_width: float = 0.25,
         spread_margin: float = 1.0,
-        spread_margin_width: float = 0.1,
+        spread_margin_width: float = 0.2,
         spread_penalty: float = 0.5,
         spread_penalty_end: float = 0.5,
     ):

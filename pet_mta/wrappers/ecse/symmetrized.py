@@ -52,7 +52,7 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     # 120; 5-7x cheaper). Off by default (1.0): MD drifts 0.9-3.5x the plain
     # model, the published rule about 1x (docs/src/bench/ecse_cost.md)
     "spread_margin": 1.0,
-    "spread_margin_width": 0.1,
+    "spread_margin_width": 0.2,
     # pet_mta's inner cutoff (the published method: spread_penalty=0): a poorly
     # spread pair counts as if it were 0.5 A farther away, so the inner cutoff
     # follows the spreads with a bounded slope (the published rule makes a
