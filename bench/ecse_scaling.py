@@ -211,7 +211,9 @@ def write_report(results: Dict[str, Any], out: Path) -> None:
         "systems in local mode (`spread_margin=0.02`: a pair's frames fade out "
         "as better spread pairs come inside the inner cutoff; rows before commit "
         "dd0fc8a used the first version of the rule, which drifted 20-50x the "
-        "plain model in MD; the rule now 0.9-3.5x, `ecse_cost.md`); *float32*: "
+        "plain model in MD; since 39a1c85 and 880bc80 (better pairs counted by "
+        "their 8-norm, gate width 0.2) 0.96-2.13x over twelve trained-model "
+        "starts, `ecse_cost.md`); *float32*: "
         "the *margin* rule with the same "
         "model in float32 (frames, weights and averages stay float64), ratio to "
         "the float32 plain model.",
@@ -334,7 +336,9 @@ def main() -> None:
         help="measure these rows only (e.g. alloy:108:default); the others keep "
         "their previous results",
     )
-    parser.add_argument("--note", default="")
+    parser.add_argument(
+        "--note", default="", help="how the rows were measured (default: keep the last)"
+    )
     args = parser.parse_args()
     if args.one:
         kind, n, variant = args.one
@@ -353,9 +357,11 @@ def main() -> None:
         wanted = ROWS
         if args.rows:
             wanted = [(k, int(n), v) for k, n, v in (r.split(":") for r in args.rows)]
-        old = json.loads(path.read_text())["rows"] if path.exists() else []
+        previous = json.loads(path.read_text()) if path.exists() else {"rows": []}
         rows = [
-            r for r in old if (r["structure"], r["atoms"], r["variant"]) not in wanted
+            r
+            for r in previous["rows"]
+            if (r["structure"], r["atoms"], r["variant"]) not in wanted
         ]
         for kind, n, variant in wanted:
             if n > args.max_atoms:
@@ -383,7 +389,8 @@ def main() -> None:
             "command": "python bench/ecse_scaling.py " + " ".join(sys.argv[1:]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "note": args.note,
+            # a run without --note keeps the notes on the rows it did not measure
+            "note": args.note or previous.get("note", ""),
             "rows": rows,
         }
         args.out.mkdir(parents=True, exist_ok=True)
