@@ -89,9 +89,10 @@ def main():
         calculator = MetatomicCalculator(model, check_consistency=False)
         run = results["runs"].setdefault(name, {"starts": {}})
         run.update(options=options, frames_per_atom=frames)
-        run["measured"] = {key: results["meta"][key] for key in ("command", "date")}
+        measured = {key: results["meta"][key] for key in ("command", "date")}
         for seed in args.seeds:
             run["starts"][str(seed)] = trajectory(atoms, calculator, args, seed)
+            run["starts"][str(seed)]["measured"] = measured
             drift = run["starts"][str(seed)]["drift_mev_atom"]
             print(f"{name}, start {seed}: drift {drift:.4g} meV/atom", flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
@@ -240,18 +241,18 @@ def write_report(results, out: Path, stem: str) -> None:
         times = [start["seconds_per_step"] for start in run["starts"].values()]
         cells.append(f"{np.median(times):.3g}")
         lines.append("| " + " | ".join(cells) + " |")
-    earlier: Dict[Tuple[str, str], List[str]] = {}
+    earlier: Dict[Tuple[str, str], Dict[str, List[str]]] = {}
     for name, run in results["runs"].items():
-        measured = run.get("measured", meta)
-        if measured["command"] != meta["command"]:
-            key = (measured["command"], measured["date"])
-            earlier.setdefault(key, []).append(name)
+        for seed, start in run["starts"].items():
+            measured = start.get("measured", meta)
+            if measured["command"] != meta["command"]:
+                key = (measured["command"], measured["date"])
+                earlier.setdefault(key, {}).setdefault(name, []).append(seed)
     if earlier:
-        lines += ["", "Rows measured by earlier commands:", ""]
-        lines += [
-            f"- {', '.join(names)}: `{command}` ({date})"
-            for (command, date), names in earlier.items()
-        ]
+        lines += ["", "Measured by earlier commands:", ""]
+        for (command, date), runs in earlier.items():
+            which = "; ".join(f"{n} (starts {', '.join(s)})" for n, s in runs.items())
+            lines.append(f"- {which}: `{command}` ({date})")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     plot(results, out / f"{stem}.png", seeds[0])
 
