@@ -51,7 +51,7 @@ FRAME_DEFAULTS: Dict[str, Any] = {
     # come inside r_in (e.g. 0.02: fcc and rattled alloys 24 frames per atom, not
     # 120; 5-7x cheaper). Off by default (1.0): MD drifts 1.0-1.07x the plain
     # model on a trained HEA cell, 0.96-2.13x on a trained water cluster (the
-    # published rule 0.99-1.48x there; docs/src/bench/ecse_cost.md)
+    # published rule 0.95-1.64x there; docs/src/bench/ecse_cost.md)
     "spread_margin": 1.0,
     "spread_margin_width": 0.2,
     # pet_mta's inner cutoff (the published method: spread_penalty=0): a poorly
