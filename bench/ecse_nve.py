@@ -34,6 +34,7 @@ from metatomic.torch import load_atomistic_model
 from metatomic_ase import MetatomicCalculator
 
 from pet_mta import Symmetrized
+from pet_mta.files import atomic_write
 from pet_mta.md import run_nve
 from pet_mta.wrappers.ecse import PUBLISHED_INNER_CUTOFF
 
@@ -59,8 +60,10 @@ def main():
     args = parse_args()
     torch.set_num_threads(1)
     atoms, structure = load_structure(args)
-    backbone = bench_model() if str(args.model) == "random" else str(args.model)
-    dtype = torch.float64 if str(args.model) == "random" else torch.float32
+    # parse_args: --structure comes with --model random and only with it
+    random = args.structure is not None
+    backbone = bench_model() if random else str(args.model)
+    dtype = torch.float64 if random else torch.float32
     path = args.out / f"{args.name}.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     results["meta"] = {
@@ -76,11 +79,7 @@ def main():
     for name in args.settings:
         options = SETTINGS[name]
         if options is None:
-            model = (
-                backbone.export()
-                if isinstance(backbone, torch.nn.Module)
-                else load_atomistic_model(backbone)
-            )
+            model = backbone.export() if random else load_atomistic_model(backbone)
             frames = None
         else:
             wrapper = Symmetrized(backbone, mode="local", **options)
@@ -96,7 +95,8 @@ def main():
             drift = run["starts"][str(seed)]["drift_mev_atom"]
             print(f"{name}, start {seed}: drift {drift:.4g} meV/atom", flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(results, indent=1))
+            text = json.dumps(results, indent=1)
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
     write_report(results, args.out, args.name)
 
 
@@ -189,13 +189,6 @@ def trajectory(atoms, calculator, args, seed: int) -> Dict[str, Any]:
         "seconds_per_step": result.seconds_per_step,
         "total_energy_mev_atom": total.tolist(),
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def in_box(atoms: ase.Atoms, padding: float) -> ase.Atoms:
